@@ -1,0 +1,13 @@
+"""Build the native hot-path module; all other metadata lives in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "bridge.codec._native",
+            ["bridge/codec/_native.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
+        )
+    ]
+)
