@@ -1,0 +1,1 @@
+"""The event catalogue and everything derived from it (layout, Avro, BPF headers)."""

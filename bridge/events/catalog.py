@@ -1,0 +1,518 @@
+"""THE single source of truth: every Bitcoin Core tracepoint the bridge understands.
+
+Argument order, C types and units follow Bitcoin Core's ``doc/tracing.md`` and the call
+sites at master ``d84fc352`` (v29+ layout): ``block_connected`` duration in ns,
+``mempool:replaced`` with 8 arguments, ``misbehaving_connection`` with 2, flush modes
+0-4, closed/evicted argument 5 in epoch seconds. See
+``../shared/reference/bitcoin-tracing.md`` section 1.
+
+To add a tracepoint: add an :class:`EventSpec` here (arguments in Core's documented
+order, string bounds with provenance, a new ``tp_id``), run ``tracebridge gen``, commit
+the regenerated files, and add the probe to the emulated node. Nothing in the USDT
+source, the codec or the producer needs to change: they are driven by this table.
+"""
+
+from __future__ import annotations
+
+from bridge.events.spec import EnumSpec, EventSpec, FieldSpec, Kind, Stability
+
+# --- enums -----------------------------------------------------------------------
+
+CONNECTION_TYPE = EnumSpec(
+    name="ConnectionType",
+    doc="ConnectionTypeAsString() in src/node/connection_types.cpp.",
+    values=(
+        ("inbound", "INBOUND"),
+        ("manual", "MANUAL"),
+        ("feeler", "FEELER"),
+        ("outbound-full-relay", "OUTBOUND_FULL_RELAY"),
+        ("block-relay-only", "BLOCK_RELAY_ONLY"),
+        ("addr-fetch", "ADDR_FETCH"),
+        ("private-broadcast", "PRIVATE_BROADCAST"),
+    ),
+)
+
+NETWORK = EnumSpec(
+    name="Network",
+    doc="enum Network in src/netaddress.h, as returned by ConnectedThroughNetwork().",
+    values=(
+        (0, "UNROUTABLE"),
+        (1, "IPV4"),
+        (2, "IPV6"),
+        (3, "ONION"),
+        (4, "I2P"),
+        (5, "CJDNS"),
+        (6, "INTERNAL"),
+    ),
+)
+
+FLUSH_MODE = EnumSpec(
+    name="FlushStateMode",
+    doc="enum class FlushStateMode in src/validation.h (bitcoin#33680 renamed 3 and 4 in v31).",
+    values=(
+        (0, "NONE"),
+        (1, "IF_NEEDED"),
+        (2, "PERIODIC"),
+        (3, "FORCE_FLUSH"),
+        (4, "FORCE_SYNC"),
+    ),
+)
+
+REMOVAL_REASON = EnumSpec(
+    name="MemPoolRemovalReason",
+    doc="RemovalReasonToString() in src/kernel/mempool_removal_reason.cpp.",
+    values=(
+        ("expiry", "EXPIRY"),
+        ("sizelimit", "SIZELIMIT"),
+        ("reorg", "REORG"),
+        ("block", "BLOCK"),
+        ("conflict", "CONFLICT"),
+        ("replaced", "REPLACED"),
+    ),
+)
+
+SELECTION_ALGORITHM = EnumSpec(
+    name="SelectionAlgorithm",
+    doc="GetAlgorithmName() in src/wallet/coinselection.cpp.",
+    values=(
+        ("bnb", "BNB"),
+        ("knapsack", "KNAPSACK"),
+        ("srd", "SRD"),
+        ("cg", "CG"),
+        ("manual", "MANUAL"),
+    ),
+)
+
+# --- shared argument shapes --------------------------------------------------------
+
+# Tor v3 addresses are 56 base32 chars + ".onion" = 62, plus ":port" up to 6 = 68
+# (the bound Bitcoin Core's contrib/tracing scripts and peer-observer use).
+PEER_ADDR_MAX = 68
+# Longest ConnectionTypeAsString() value is "outbound-full-relay" (19); doc/tracing.md says 20.
+CONN_TYPE_MAX = 20
+# doc/tracing.md documents 20; the P2P wire limit is 12 (CMessageHeader::MESSAGE_TYPE_SIZE).
+MSG_TYPE_MAX = 20
+# doc/tracing.md: misbehaving reason "max. length 128 characters".
+MISBEHAVING_MAX = 128
+# contrib/tracing/mempool_monitor.py: MAX_REJECT_REASON_LENGTH = 118 (longest reject string).
+REJECT_REASON_MAX = 118
+# Longest RemovalReasonToString() value is "sizelimit" (9).
+REMOVAL_REASON_MAX = 9
+# Wallet names are user-chosen and unbounded upstream; 128 keeps a record small while
+# covering every name seen in practice. Longer names are truncated, not dropped.
+WALLET_NAME_MAX = 128
+# Longest GetAlgorithmName() value is "knapsack" (8); 16 leaves room for new ones.
+ALGORITHM_MAX = 16
+# MAX_PROTOCOL_MESSAGE_LENGTH in src/net.h: no P2P payload is larger.
+MAX_PAYLOAD = 4_000_000
+
+
+def _peer_id() -> FieldSpec:
+    return FieldSpec("peer_id", Kind.I64, "Peer id (NodeId), unique per node process lifetime.")
+
+
+def _peer_addr() -> FieldSpec:
+    return FieldSpec(
+        "peer_addr",
+        Kind.CSTR,
+        "Peer address and port (m_addr_name).",
+        max_len=PEER_ADDR_MAX,
+        bound_provenance="Tor v3 onion (62) + ':port' (6); hostnames may be longer and are cut",
+    )
+
+
+def _conn_type() -> FieldSpec:
+    return FieldSpec(
+        "conn_type",
+        Kind.CSTR,
+        "Connection type.",
+        max_len=CONN_TYPE_MAX,
+        bound_provenance="doc/tracing.md",
+        enum=CONNECTION_TYPE,
+    )
+
+
+def _network() -> FieldSpec:
+    return FieldSpec("network", Kind.U32, "Network the peer is reached through.", enum=NETWORK)
+
+
+def _txid(name: str = "txid", doc: str = "Transaction id (txid, not wtxid).") -> FieldSpec:
+    return FieldSpec(name, Kind.HASH32, doc)
+
+
+def _utxo_fields(height_doc: str) -> tuple[FieldSpec, ...]:
+    return (
+        _txid("txid", "Txid of the outpoint."),
+        FieldSpec("index", Kind.U32, "Output index of the outpoint."),
+        FieldSpec("height", Kind.U32, height_doc),
+        FieldSpec("value", Kind.I64, "Value of the coin.", unit="sat"),
+        FieldSpec("is_coinbase", Kind.BOOL, "True if the coin was created by a coinbase."),
+    )
+
+
+def _wallet_name() -> FieldSpec:
+    return FieldSpec(
+        "wallet_name",
+        Kind.CSTR,
+        "Name of the wallet.",
+        max_len=WALLET_NAME_MAX,
+        bound_provenance="no upstream bound; chosen to keep records small",
+    )
+
+
+def _message_fields() -> tuple[FieldSpec, ...]:
+    return (
+        _peer_id(),
+        _peer_addr(),
+        _conn_type(),
+        FieldSpec(
+            "msg_type",
+            Kind.CSTR,
+            "P2P message type (command).",
+            max_len=MSG_TYPE_MAX,
+            bound_provenance="doc/tracing.md (wire limit is 12)",
+        ),
+        FieldSpec("msg_size", Kind.U64, "Payload size, without the 24-byte header.", "bytes"),
+        FieldSpec(
+            "msg",
+            Kind.PAYLOAD,
+            "Message payload, captured up to the configured limit (see msg_truncated).",
+            max_len=MAX_PAYLOAD,
+            bound_provenance="MAX_PROTOCOL_MESSAGE_LENGTH",
+            length_of="msg_size",
+        ),
+    )
+
+
+def _connection_fields(fifth: FieldSpec) -> tuple[FieldSpec, ...]:
+    return (_peer_id(), _peer_addr(), _conn_type(), _network(), fifth)
+
+
+def _time_established() -> FieldSpec:
+    return FieldSpec(
+        "time_established",
+        Kind.U64,
+        "When the connection was established (TicksSinceEpoch<seconds>(m_connected)).",
+        unit="s since UNIX epoch",
+    )
+
+
+# --- the catalogue -------------------------------------------------------------------
+
+EVENTS: tuple[EventSpec, ...] = (
+    # net
+    EventSpec(
+        tp_id=1,
+        subsystem="net",
+        event="inbound_message",
+        stability=Stability.EXPERIMENTAL,
+        doc="A P2P message taken off a peer's receive queue, before it is processed.",
+        fields=_message_fields(),
+    ),
+    EventSpec(
+        tp_id=2,
+        subsystem="net",
+        event="outbound_message",
+        stability=Stability.EXPERIMENTAL,
+        doc="A P2P message queued for sending to a peer (CConnman::PushMessage).",
+        fields=_message_fields(),
+    ),
+    EventSpec(
+        tp_id=3,
+        subsystem="net",
+        event="inbound_connection",
+        stability=Stability.EXPERIMENTAL,
+        doc="An inbound connection was accepted.",
+        fields=_connection_fields(
+            FieldSpec(
+                "existing_connections",
+                Kind.U64,
+                "Inbound connections, including this one.",
+                unit="count",
+            )
+        ),
+    ),
+    EventSpec(
+        tp_id=4,
+        subsystem="net",
+        event="outbound_connection",
+        stability=Stability.EXPERIMENTAL,
+        doc="An outbound connection was opened.",
+        fields=_connection_fields(
+            FieldSpec(
+                "existing_connections",
+                Kind.U64,
+                "Outbound connections, including this one.",
+                unit="count",
+            )
+        ),
+    ),
+    EventSpec(
+        tp_id=5,
+        subsystem="net",
+        event="evicted_inbound_connection",
+        stability=Stability.EXPERIMENTAL,
+        doc="An inbound connection was chosen for eviction.",
+        fields=_connection_fields(_time_established()),
+    ),
+    EventSpec(
+        tp_id=6,
+        subsystem="net",
+        event="misbehaving_connection",
+        stability=Stability.EXPERIMENTAL,
+        doc="A peer misbehaved (PeerManagerImpl::Misbehaving). No score since v29.",
+        fields=(
+            _peer_id(),
+            FieldSpec(
+                "reason",
+                Kind.CSTR,
+                "Why the peer is considered misbehaving.",
+                max_len=MISBEHAVING_MAX,
+                bound_provenance="doc/tracing.md",
+            ),
+        ),
+    ),
+    EventSpec(
+        tp_id=7,
+        subsystem="net",
+        event="closed_connection",
+        stability=Stability.EXPERIMENTAL,
+        doc="A connection's socket was closed, by us or by the peer.",
+        fields=_connection_fields(_time_established()),
+    ),
+    # validation
+    EventSpec(
+        tp_id=8,
+        subsystem="validation",
+        event="block_connected",
+        stability=Stability.STABLE,
+        doc="A block was connected to the chain (end of Chainstate::ConnectBlock).",
+        fields=(
+            FieldSpec("block_hash", Kind.HASH32, "Block hash."),
+            FieldSpec("height", Kind.I32, "Block height."),
+            FieldSpec("transactions", Kind.U64, "Transactions in the block.", unit="count"),
+            FieldSpec("inputs", Kind.I32, "Inputs in the block, coinbase included.", "count"),
+            FieldSpec("sigops", Kind.U64, "Signature operation cost of the block.", "sigop cost"),
+            FieldSpec("duration_ns", Kind.U64, "Time to connect the block.", unit="ns"),
+        ),
+        notes=("duration was in microseconds before v29 (bitcoin#29877)",),
+    ),
+    # utxocache
+    EventSpec(
+        tp_id=9,
+        subsystem="utxocache",
+        event="flush",
+        stability=Stability.EXPERIMENTAL,
+        doc="The coins cache was flushed or synced to disk (Chainstate::FlushStateToDisk).",
+        fields=(
+            FieldSpec("duration_us", Kind.I64, "Time the flush took.", unit="us"),
+            FieldSpec("mode", Kind.U32, "Why the flush happened.", enum=FLUSH_MODE),
+            FieldSpec("coins_count", Kind.U64, "Coins in the cache before the flush.", "count"),
+            FieldSpec("coins_mem_usage", Kind.U64, "Cache memory usage before the flush.", "bytes"),
+            FieldSpec("is_flush_for_prune", Kind.BOOL, "True if pruning caused the flush."),
+        ),
+    ),
+    EventSpec(
+        tp_id=10,
+        subsystem="utxocache",
+        event="add",
+        stability=Stability.EXPERIMENTAL,
+        doc="A coin was added to a coins cache (any CCoinsViewCache, temporary ones too).",
+        fields=_utxo_fields("Height at which the coin was created."),
+    ),
+    EventSpec(
+        tp_id=11,
+        subsystem="utxocache",
+        event="spent",
+        stability=Stability.EXPERIMENTAL,
+        doc="A coin was spent in a coins cache.",
+        fields=_utxo_fields("The coin's nHeight (height at which it was created)."),
+    ),
+    EventSpec(
+        tp_id=12,
+        subsystem="utxocache",
+        event="uncache",
+        stability=Stability.EXPERIMENTAL,
+        doc="A coin was removed from a coins cache without being spent.",
+        fields=_utxo_fields("The coin's nHeight (height at which it was created)."),
+    ),
+    # mempool
+    EventSpec(
+        tp_id=13,
+        subsystem="mempool",
+        event="added",
+        stability=Stability.STABLE,
+        doc="A transaction entered the mempool (CTxMemPool::addNewTransaction).",
+        fields=(
+            _txid(),
+            FieldSpec("vsize", Kind.I32, "Virtual size.", unit="vbytes"),
+            FieldSpec("fee", Kind.I64, "Base fee (not modified by prioritisation).", "sat"),
+        ),
+    ),
+    EventSpec(
+        tp_id=14,
+        subsystem="mempool",
+        event="removed",
+        stability=Stability.STABLE,
+        doc="A transaction left the mempool (CTxMemPool::removeUnchecked).",
+        fields=(
+            _txid(),
+            FieldSpec(
+                "reason",
+                Kind.CSTR,
+                "Why the transaction was removed.",
+                max_len=REMOVAL_REASON_MAX,
+                bound_provenance="longest RemovalReasonToString() value",
+                enum=REMOVAL_REASON,
+            ),
+            FieldSpec("vsize", Kind.I32, "Virtual size.", unit="vbytes"),
+            FieldSpec("fee", Kind.I64, "Base fee.", unit="sat"),
+            FieldSpec(
+                "entry_time", Kind.U64, "When the transaction entered.", "s since UNIX epoch"
+            ),
+        ),
+    ),
+    EventSpec(
+        tp_id=15,
+        subsystem="mempool",
+        event="replaced",
+        stability=Stability.EXPERIMENTAL,
+        doc="A mempool transaction was replaced (fires once per replaced transaction).",
+        fields=(
+            _txid("replaced_txid", "Txid of the replaced transaction."),
+            FieldSpec("replaced_vsize", Kind.I32, "Virtual size of the replaced tx.", "vbytes"),
+            FieldSpec("replaced_fee", Kind.I64, "Fee of the replaced transaction.", "sat"),
+            FieldSpec(
+                "replaced_entry_time",
+                Kind.U64,
+                "When the replaced transaction entered the mempool.",
+                unit="s since UNIX epoch",
+            ),
+            _txid(
+                "replacement_id",
+                "Txid of the replacement, or the package hash if replaced_by_transaction is false.",
+            ),
+            FieldSpec(
+                "replacement_vsize",
+                Kind.I32,
+                "Virtual size of the replacement (sub-package total for packages).",
+                unit="vbytes",
+            ),
+            FieldSpec(
+                "replacement_fee",
+                Kind.I64,
+                "Modified fees of the replacement (sub-package total for packages).",
+                unit="sat",
+            ),
+            FieldSpec(
+                "replaced_by_transaction",
+                Kind.BOOL,
+                "True if replacement_id is a txid, false if it is a package hash.",
+            ),
+        ),
+        notes=("8 arguments since bitcoin#31122 (v29)",),
+    ),
+    EventSpec(
+        tp_id=16,
+        subsystem="mempool",
+        event="rejected",
+        stability=Stability.EXPERIMENTAL,
+        doc="A single transaction was rejected by AcceptToMemoryPool (test_accept included).",
+        fields=(
+            _txid(),
+            FieldSpec(
+                "reason",
+                Kind.CSTR,
+                "Reject reason, e.g. 'min relay fee not met'.",
+                max_len=REJECT_REASON_MAX,
+                bound_provenance="contrib/tracing/mempool_monitor.py MAX_REJECT_REASON_LENGTH",
+            ),
+        ),
+    ),
+    # coin_selection (wallet builds only)
+    EventSpec(
+        tp_id=17,
+        subsystem="coin_selection",
+        event="selected_coins",
+        stability=Stability.INTERNAL,
+        doc="Coin selection finished and chose an algorithm's result.",
+        fields=(
+            _wallet_name(),
+            FieldSpec(
+                "algorithm",
+                Kind.CSTR,
+                "Coin selection algorithm that produced the result.",
+                max_len=ALGORITHM_MAX,
+                bound_provenance="longest GetAlgorithmName() value is 8; room for new ones",
+                enum=SELECTION_ALGORITHM,
+            ),
+            FieldSpec("target", Kind.I64, "Selection target.", unit="sat"),
+            FieldSpec("waste", Kind.I64, "Waste metric of the selection.", unit="sat"),
+            FieldSpec("selected_value", Kind.I64, "Total value of selected inputs.", "sat"),
+        ),
+    ),
+    EventSpec(
+        tp_id=18,
+        subsystem="coin_selection",
+        event="normal_create_tx_internal",
+        stability=Stability.INTERNAL,
+        doc="CreateTransactionInternal finished (first attempt).",
+        fields=(
+            _wallet_name(),
+            FieldSpec("success", Kind.BOOL, "True if a transaction was created."),
+            FieldSpec("fee", Kind.I64, "Fee of the transaction, 0 on failure.", unit="sat"),
+            FieldSpec("change_pos", Kind.I32, "Position of the change output, -1 if none."),
+        ),
+    ),
+    EventSpec(
+        tp_id=19,
+        subsystem="coin_selection",
+        event="attempting_aps_create_tx",
+        stability=Stability.INTERNAL,
+        doc="The wallet is about to try Avoid Partial Spends.",
+        fields=(_wallet_name(),),
+    ),
+    EventSpec(
+        tp_id=20,
+        subsystem="coin_selection",
+        event="aps_create_tx_internal",
+        stability=Stability.INTERNAL,
+        doc="The Avoid Partial Spends attempt finished.",
+        fields=(
+            _wallet_name(),
+            FieldSpec("use_aps", Kind.BOOL, "True if the APS result will be used."),
+            FieldSpec("success", Kind.BOOL, "True if a transaction was created."),
+            FieldSpec("fee", Kind.I64, "Fee of the transaction.", unit="sat"),
+            FieldSpec("change_pos", Kind.I32, "Position of the change output, -1 if none."),
+        ),
+    ),
+)
+
+SUBSYSTEMS: tuple[str, ...] = ("net", "validation", "utxocache", "mempool", "coin_selection")
+
+BY_NAME: dict[str, EventSpec] = {spec.name: spec for spec in EVENTS}
+BY_TP_ID: dict[int, EventSpec] = {spec.tp_id: spec for spec in EVENTS}
+
+
+def _check_catalogue() -> None:
+    """Fail at import time on a catalogue that could corrupt recorded data."""
+    ids = [spec.tp_id for spec in EVENTS]
+    if len(set(ids)) != len(ids) or min(ids) < 1:
+        raise ValueError("tp_id values must be unique and positive")
+    if len(BY_NAME) != len(EVENTS):
+        raise ValueError("event names must be unique")
+    for spec in EVENTS:
+        if spec.subsystem not in SUBSYSTEMS:
+            raise ValueError(f"{spec.name}: unknown subsystem")
+        if len(spec.fields) > 12:
+            raise ValueError(f"{spec.name}: USDT allows at most 12 arguments")
+        payloads = [f for f in spec.fields if f.kind is Kind.PAYLOAD]
+        if len(payloads) > 1:
+            raise ValueError(f"{spec.name}: at most one payload field")
+        for payload in payloads:
+            assert payload.length_of is not None
+            if spec.field_named(payload.length_of).kind is not Kind.U64:
+                raise ValueError(f"{spec.name}: payload length must be a u64 argument")
+
+
+_check_catalogue()

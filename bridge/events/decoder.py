@@ -1,0 +1,141 @@
+"""Reference decoder: one ring record → a typed Python value, and → an Avro record dict.
+
+This is the readable statement of what a ring record means. The hot path does the same
+work in C (:mod:`bridge.codec.native`), a batch at a time; unit tests feed both the same
+records (including malformed ones) and require byte-identical Avro output or the same
+rejection, so the two cannot drift. Tools that handle single records (the dead-letter
+inspector, tests, debugging) use this module directly.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from bridge.events.catalog import BY_TP_ID
+from bridge.events.layout import HEADER, HEADER_SIZE, RecordFlag, RecordLayout, compute_layout
+from bridge.events.spec import EventSpec, FieldSpec, Kind
+
+
+class RecordDecodeError(ValueError):
+    """A ring record that cannot be turned into an event; the message is the reason.
+
+    ``tp_id`` and ``seq`` are set when the header could be read, so the dead letter can
+    name the stream.
+    """
+
+    def __init__(self, reason: str, tp_id: int | None = None, seq: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.tp_id = tp_id
+        self.seq = seq
+
+
+@dataclass(frozen=True)
+class RecordHeader:
+    seq: int
+    ktime_ns: int
+    lost_before: int
+    tp_id: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class DecodedRecord:
+    """A ring record with its fields as Python values (strings decoded, payload cut)."""
+
+    header: RecordHeader
+    spec: EventSpec
+    values: dict[str, Any]  # catalogue field name -> int | bool | bytes | str
+
+
+@cache
+def _layout(tp_id: int) -> tuple[RecordLayout, struct.Struct]:
+    from bridge.events.layout import struct_format
+
+    layout = compute_layout(BY_TP_ID[tp_id])
+    return layout, struct.Struct(struct_format(layout))
+
+
+def _cstr(raw: bytes, spec: FieldSpec, tp_id: int, seq: int) -> str:
+    end = raw.find(b"\0")
+    if end < 0:
+        raise RecordDecodeError(f"field {spec.name}: string is not NUL-terminated", tp_id, seq)
+    try:
+        return raw[:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordDecodeError(f"field {spec.name}: not valid UTF-8", tp_id, seq) from None
+
+
+def decode_record(raw: bytes) -> DecodedRecord:
+    """Decode one ring record (header included); raise RecordDecodeError if malformed."""
+    if len(raw) < HEADER_SIZE:
+        raise RecordDecodeError(f"record of {len(raw)} bytes is shorter than the header")
+    seq, ktime_ns, lost_before, tp_id, flags, _ = HEADER.unpack_from(raw)
+    header = RecordHeader(seq, ktime_ns, lost_before, tp_id, flags)
+    if tp_id not in BY_TP_ID:
+        raise RecordDecodeError(f"unknown tracepoint id {tp_id}", None, seq)
+    layout, fixed = _layout(tp_id)
+    spec = layout.spec
+    if len(raw) < layout.fixed_size:
+        raise RecordDecodeError(
+            f"record of {len(raw)} bytes is shorter than {spec.name}'s {layout.fixed_size}",
+            tp_id,
+            seq,
+        )
+    if flags & RecordFlag.READ_ERROR:
+        raise RecordDecodeError("a pointer argument could not be read at the probe", tp_id, seq)
+    unpacked = fixed.unpack_from(raw)[6:]  # skip the header's 6 items
+    by_name = {slot.field.name: value for slot, value in zip(layout.slots, unpacked, strict=True)}
+    values: dict[str, Any] = {}
+    for field_spec in spec.fields:  # catalogue order, as the native encoder checks them
+        value = by_name[field_spec.name]
+        if field_spec.kind is Kind.BOOL:
+            values[field_spec.name] = value != 0
+        elif field_spec.kind is Kind.CSTR:
+            values[field_spec.name] = _cstr(value, field_spec, tp_id, seq)
+        elif field_spec.kind is Kind.PAYLOAD:
+            captured = len(raw) - layout.fixed_size
+            if value != captured:
+                raise RecordDecodeError(
+                    f"field {field_spec.name}: {value} bytes captured but {captured} present",
+                    tp_id,
+                    seq,
+                )
+            values[field_spec.name] = raw[layout.fixed_size :]
+        else:
+            values[field_spec.name] = value
+    if layout.payload_slot is None and len(raw) != layout.fixed_size:
+        raise RecordDecodeError(
+            f"record of {len(raw)} bytes, {spec.name} records are {layout.fixed_size}",
+            tp_id,
+            seq,
+        )
+    return DecodedRecord(header, spec, values)
+
+
+def event_fields(record: DecodedRecord) -> dict[str, Any]:
+    """The event part of the Avro record (everything but the envelope), by the mapping
+    rules in :mod:`bridge.events.avro_schema`."""
+    out: dict[str, Any] = {}
+    for field_spec in record.spec.fields:
+        value = record.values[field_spec.name]
+        name = field_spec.name
+        if field_spec.kind is Kind.HASH32:
+            out[name] = value
+            out[f"{name}_hex"] = value[::-1].hex()
+        elif field_spec.kind is Kind.PAYLOAD:
+            assert field_spec.length_of is not None
+            out[name] = value
+            out[f"{name}_truncated"] = record.values[field_spec.length_of] > len(value)
+        elif field_spec.enum is not None:
+            index = field_spec.enum.index_of(value)
+            out[name] = field_spec.enum.symbols[index]
+            out[f"{name}_raw"] = None if index else value
+        elif field_spec.kind is Kind.U64:
+            out[name] = value - (1 << 64) if value >= 1 << 63 else value
+        else:
+            out[name] = value
+    return out
