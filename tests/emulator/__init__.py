@@ -1,0 +1,1 @@
+"""Tests of the emulated Bitcoin Core node and the ELF note parser."""
