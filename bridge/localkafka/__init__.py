@@ -1,0 +1,36 @@
+"""A throwaway single-node Kafka broker for tests and local runs, without Docker.
+
+The broker is Apache Kafka's own server, run from jars that Maven fetches from Central
+into a cache outside the repository (``deploy/kafka/``). The modules split by job:
+
+- ``jars``: fetch and cache the broker's jars (``python -m bridge.localkafka.jars``);
+- ``broker``: ``LocalBroker``, the lifecycle of one KRaft broker in a run directory
+  (start or adopt, health-check, stop, status), sequencing the modules below;
+- ``rundir``: where one broker's files live inside its run directory;
+- ``provision``: get a run directory ready (ports, jars, config, storage) before a start;
+- ``properties``: render ``server.properties`` and refuse overrides of the keys it manages;
+- ``jvm``: find ``java`` and run Kafka's JVMs (storage formatting, the broker itself);
+- ``readiness``: wait until the broker serves metadata, noticing at once if it dies;
+- ``ports``: pick free loopback ports and refuse busy ones before a JVM is started;
+- ``process``: recognise our broker by its command line, signal only it, wait for exit;
+- ``state``: ``broker.json``, which lets another process find and stop the broker;
+- ``cli``: the ``kafka`` click group (``start``, ``stop``, ``status``, ``jars``).
+
+Only the error type lives here, so that importing the package stays cheap and running
+``python -m bridge.localkafka.jars`` does not import that module twice.
+"""
+
+from bridge.errors import KafkaSetupError
+
+
+class LocalKafkaError(KafkaSetupError):
+    """Raised when the local broker cannot be fetched, started or stopped.
+
+    It is a ``KafkaSetupError`` because, to the rest of the bridge, a local broker that
+    will not come up is the same problem as an unreachable remote one: the main CLI
+    reports every ``BridgeError`` the same way, without knowing about this package.
+
+    The message always says what failed and carries the evidence (the tail of Maven's or
+    the broker's output and the paths involved), because these failures happen on
+    developer machines and CI where nobody can attach a debugger.
+    """

@@ -1,0 +1,170 @@
+"""Run Kafka's JVMs: find ``java``, format the storage once, and launch the broker.
+
+These are the two Java programs a local broker needs (``kafka.tools.StorageTool`` and
+``kafka.Kafka``), run from the jars ``bridge.localkafka.jars`` caches instead of through
+the tarball's shell scripts, which the project's machines cannot download.
+"""
+
+import base64
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from bridge.localkafka import LocalKafkaError
+from bridge.localkafka.jars import DEPLOY_DIR
+from bridge.localkafka.rundir import RunDir
+
+logger = logging.getLogger(__name__)
+
+# kafka-local.md 1.7 for one broker on 2 cores: kafka-server-start.sh's heap with a smaller
+# -Xms, and kafka-run-class.sh's G1 flags. Measured RSS with these: ~250 MB idle.
+DEFAULT_JVM_OPTIONS: tuple[str, ...] = (
+    "-Xms512m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+
+# kafka-run-class.sh's default heap for tools such as StorageTool.
+STORAGE_TOOL_JVM_OPTIONS: tuple[str, ...] = ("-Xmx256m",)
+
+# StorageTool format is one JVM start (measured ~1.3 s); 120 s only trips on a wedged box.
+FORMAT_TIMEOUT_S = 120.0
+
+# How much of broker.out goes into an error: the fatal exception and its cause fit in 30
+# lines because the console log is WARN-only (deploy/kafka/log4j2.properties).
+LOG_TAIL_LINES = 30
+
+
+def find_java() -> str:
+    """Return ``$JAVA_HOME/bin/java`` or the ``java`` on PATH, or say how to install one."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise LocalKafkaError(
+            "Cannot start Kafka: no `java` on PATH and no JAVA_HOME "
+            "(Kafka 4 needs Java 17+; Debian: apt-get install openjdk-17-jre-headless)."
+        )
+    return java
+
+
+def kafka_uuid() -> str:
+    """Return a cluster id in Kafka's own ``Uuid`` form (22 chars of base64url).
+
+    Generated here rather than with ``StorageTool random-uuid`` to save a JVM start. Kafka
+    re-draws ids starting with "-" because they parse as command-line options.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def format_storage_once(java: str, libs: Path, run_dir: RunDir) -> None:
+    """Format log.dirs on first use only, so topics survive a stop and start."""
+    data_dir = run_dir.data
+    if (data_dir / "meta.properties").is_file():
+        return
+    cluster_id = kafka_uuid()
+    cmd = [
+        java,
+        *STORAGE_TOOL_JVM_OPTIONS,
+        *_log_options(run_dir.logs),
+        "-cp",
+        f"{libs}/*",
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "-t",
+        cluster_id,
+        "-c",
+        str(run_dir.server_properties),
+    ]
+    try:
+        result = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=FORMAT_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise LocalKafkaError(
+            f"Formatting Kafka storage in {data_dir} timed out after {FORMAT_TIMEOUT_S:.0f} s."
+        ) from exc
+    if result.returncode != 0:
+        # A half-formatted directory would be skipped next time; start from nothing.
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise LocalKafkaError(
+            f"Formatting Kafka storage in {data_dir} failed (exit {result.returncode}).\n"
+            f"{tail_text(result.stdout + result.stderr)}"
+        )
+    logger.info("Formatted Kafka storage in %s (cluster id %s).", data_dir, cluster_id)
+
+
+def launch_broker(
+    java: str, libs: Path, jvm_options: Sequence[str], run_dir: RunDir
+) -> subprocess.Popen[bytes]:
+    """Start ``kafka.Kafka`` in the background, its output appended to ``broker.out``.
+
+    The config path is the last argument on the command line, where
+    ``bridge.localkafka.process`` later looks for it to recognise this JVM.
+    """
+    cmd = [
+        java,
+        *jvm_options,
+        *_log_options(run_dir.logs),
+        "-cp",
+        f"{libs}/*",
+        "kafka.Kafka",
+        str(run_dir.server_properties),
+    ]
+    logger.debug("Launching %s", " ".join(cmd))
+    with run_dir.broker_out.open("ab") as out:
+        # A new session keeps a Ctrl-C aimed at the test run or CLI away from the
+        # broker: it is stopped through stop(), which waits for a clean shutdown.
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def log_tail(path: Path) -> str:
+    """Return the last lines of a JVM's output file, labelled, for an error message."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} is missing)"
+    return f"Last lines of {path}:\n{tail_text(text)}"
+
+
+def tail_text(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the last ``lines`` lines of ``text``, which is where a JVM's fatal error is."""
+    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(no output)"
+
+
+def _log_options(logs_dir: Path) -> list[str]:
+    # Looked up here, not in a module constant: jars and this module share an import cycle
+    # (through jars' __main__ block and the CLI), and mypy cannot type a module-level use
+    # of DEPLOY_DIR from inside that cycle.
+    log4j_config = DEPLOY_DIR / "log4j2.properties"
+    if not log4j_config.is_file():
+        raise LocalKafkaError(f"Missing {log4j_config}; run from a source checkout.")
+    return [
+        f"-Dlog4j2.configurationFile={log4j_config}",
+        f"-Dkafka.logs.dir={logs_dir}",
+    ]
