@@ -1,0 +1,289 @@
+"""Wiring and lifecycle: source sessions → native encoder → Kafka, with the ledger.
+
+One thread does everything on the hot path, in this order, every poll interval:
+drain every ring (records arrive encoded), produce them, turn rejects into dead
+letters, serve delivery reports. There is deliberately no queue between draining and
+producing: the rings are the queue, sized in the config, and the kernel counts what
+does not fit. A session ends when the node exits or the bridge is asked to stop; the
+books are then closed in an order that makes them exact (see :meth:`Bridge._finish`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__
+from bridge.codec import _native
+from bridge.codec.native import configure
+from bridge.codec.single_object import SchemaStore, committed_schemas
+from bridge.config import BridgeSettings
+from bridge.events.avro_schema import event_schema, full_name
+from bridge.events.catalog import BY_TP_ID, EVENTS
+from bridge.events.envelope import LossStage
+from bridge.ledger import SessionLedger, StreamLedger
+from bridge.sinks.kafka.producer import Headers, KafkaSink, Route
+from bridge.sinks.kafka.topics import (
+    all_topics,
+    bridge_topic,
+    dead_letter_topic,
+    ensure_topics,
+    event_topic,
+)
+from bridge.sources.base import Source, SourceSession
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SCHEMA = "tracebridge.bridge.Heartbeat"
+DEAD_LETTER_SCHEMA = "tracebridge.bridge.DeadLetter"
+# How long the end of a session may wait for Kafka to acknowledge what is queued before
+# the rest is purged and counted as producer losses (so the final ledger is exact).
+FINISH_FLUSH_S = 30.0
+# Largest Avro record besides the payload: envelope (~150 B) + the biggest body with hex.
+RECORD_OVERHEAD_BYTES = 4096
+
+
+def wall_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC, the tightest of a few samples."""
+    best: tuple[int, int] | None = None
+    for _ in range(5):
+        before = time.monotonic_ns()
+        wall = time.time_ns()
+        after = time.monotonic_ns()
+        if best is None or after - before < best[0]:
+            best = (after - before, wall - (before + after) // 2)
+    assert best is not None
+    return best[1]
+
+
+@dataclass
+class BridgeStatus:
+    """What the status file says; for operators, supervisors and tests."""
+
+    path: Path | None
+    state: str = "starting"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def update(self, state: str, **details: Any) -> None:
+        self.state = state
+        self.details = details
+        if self.path is None:
+            return
+        payload = {"state": state, "bridge_pid": os.getpid(), "updated_ns": time.time_ns()}
+        payload.update(details)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.replace(self.path)
+
+
+class Bridge:
+    """Runs sessions from one source until stopped."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        source: Source,
+        *,
+        stop: threading.Event | None = None,
+        status_file: Path | None = None,
+        on_books: Callable[[list[StreamLedger]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.stop = stop or threading.Event()
+        self.status = BridgeStatus(status_file)
+        self.on_books = on_books
+        self.store: SchemaStore = committed_schemas()
+        self.encoder = _native.Encoder()
+        configure(self.encoder, EVENTS, self.store)
+        kafka = settings.kafka
+        self.message_max_bytes = max(
+            1_000_000, settings.usdt.payload_capture_bytes + RECORD_OVERHEAD_BYTES
+        )
+        self.sink = KafkaSink(kafka, settings.node_id.encode(), self.message_max_bytes)
+        self.sessions_completed = 0
+        self._last_books: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def prepare(self) -> None:
+        """Check Kafka and create topics; raises KafkaSetupError with a clear message."""
+        kafka = self.settings.kafka
+        if kafka.create_topics:
+            ensure_topics(kafka, all_topics(kafka.topic_prefix), self.message_max_bytes)
+
+    def run(self) -> None:
+        """Attach, pump, close the books; again after every node restart."""
+        try:
+            self.prepare()
+            self.status.update("waiting")
+            while not self.stop.is_set():
+                session = self.source.next_session(self.stop)
+                if session is None:
+                    break
+                self._run_session(session)
+                self.sessions_completed += 1
+                if not self.settings.usdt.reattach:
+                    break
+        finally:
+            self.sink.close()
+        self.status.update("stopped", sessions=self.sessions_completed, **self._last_books)
+
+    # ------------------------------------------------------------------ one session
+    def _run_session(self, session: SourceSession) -> None:
+        settings = self.settings
+        self.encoder.set_session(
+            settings.node_id, session.kind, session.session_id, wall_offset_ns()
+        )
+        self.sink.start_session(self._routes(session), self.encoder.add_loss)
+        ledger = SessionLedger(
+            node_id=settings.node_id,
+            source=session.kind,
+            session_id=session.session_id,
+            specs=session.specs,
+            encoder=self.encoder,
+            sink=self.sink,
+            source_counts=session.source_counts,
+            node_pid=session.node_pid,
+            node_endpoint=session.node_endpoint,
+        )
+        self.status.update(
+            "attached",
+            session_id=session.session_id,
+            node_pid=session.node_pid,
+            node_endpoint=session.node_endpoint,
+            streams=[spec.name for spec in session.specs],
+        )
+        interval = settings.usdt.poll_interval_ms / 1000
+        max_batch = settings.usdt.max_batch
+        next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+        try:
+            while not self.stop.is_set() and session.alive():
+                session.wait(interval)
+                self._pump(session, ledger, max_batch)
+                if time.monotonic() >= next_heartbeat:
+                    self.encoder.set_wall_offset(wall_offset_ns())  # follow clock slewing
+                    self._heartbeat(ledger, final=False)
+                    next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+            self._finish(session, ledger, max_batch)
+        finally:
+            session.close()
+
+    def _finish(self, session: SourceSession, ledger: SessionLedger, max_batch: int) -> None:
+        """Close the books exactly: stop capture, drain to the end, settle every record
+        with Kafka (purging what it cannot take in time), then write SESSION_END."""
+        session.stop()
+        while self._pump(session, ledger, max_batch):
+            pass
+        remaining = self.sink.flush(FINISH_FLUSH_S)
+        if remaining:
+            log.error(
+                "Kafka did not acknowledge %d records within %.0f s; counting them as "
+                "producer losses.",
+                remaining,
+                FINISH_FLUSH_S,
+            )
+            self.sink.purge()
+        books = self._heartbeat(ledger, final=True)
+        if self.sink.flush(FINISH_FLUSH_S):
+            log.error("The final ledger of session %s was not delivered.", session.session_id)
+        self._last_books = {
+            "session_id": session.session_id,
+            "node_pid": session.node_pid,
+            "books": [book.to_avro() for book in books],
+        }
+        self.status.update("session_ended", **self._last_books)
+        log.info("Session %s ended: %s.", session.session_id, _summary(books))
+
+    def _pump(self, session: SourceSession, ledger: SessionLedger, max_batch: int) -> int:
+        good, dead = session.drain(self.encoder, max_batch)
+        if good:
+            produced = self.sink.produce_events(good)
+            if produced < len(good):
+                dropped = Counter(tp_id for tp_id, _, _ in good[produced:])
+                for tp_id, count in dropped.items():
+                    self.encoder.add_loss(tp_id, LossStage.BRIDGE, count, True)
+        for rejected in dead:
+            self._dead_letter(session, ledger, rejected)
+        if not good and not dead:
+            self.sink.poll(0)
+        return len(good) + len(dead)
+
+    # ------------------------------------------------------------------ records of our own
+    def _routes(self, session: SourceSession) -> dict[int, Route]:
+        prefix = self.settings.kafka.topic_prefix
+        node = self.settings.node_id.encode()
+        source = session.kind.name.lower().encode()
+        routes = {}
+        for spec in session.specs:
+            known = self.store.by_name(full_name(event_schema(spec)))
+            routes[spec.tp_id] = Route(
+                topic=event_topic(prefix, spec.subsystem),
+                headers=[
+                    ("stability", spec.stability.value.encode()),
+                    ("schema_fp", known.fingerprint.hex().encode()),
+                    ("source", source),
+                    ("node", node),
+                ],
+            )
+        return routes
+
+    def _bridge_headers(self, schema: str, source: str) -> Headers:
+        known = self.store.by_name(schema)
+        return [
+            ("stability", known.stability.encode()),
+            ("schema_fp", known.fingerprint.hex().encode()),
+            ("source", source.encode()),
+            ("node", self.settings.node_id.encode()),
+        ]
+
+    def _heartbeat(self, ledger: SessionLedger, final: bool) -> list[StreamLedger]:
+        record, books = ledger.heartbeat(final)
+        value = self.store.encode(HEARTBEAT_SCHEMA, record)
+        topic = bridge_topic(self.settings.kafka.topic_prefix)
+        self.sink.produce_bridge_record(
+            topic, value, self._bridge_headers(HEARTBEAT_SCHEMA, ledger.source.name.lower())
+        )
+        if self.on_books is not None:
+            self.on_books(books)
+        return books
+
+    def _dead_letter(
+        self, session: SourceSession, ledger: SessionLedger, rejected: _native.Rejected
+    ) -> None:
+        tp_id, seq, raw, reason = rejected
+        spec = BY_TP_ID.get(tp_id)
+        if spec is None:
+            ledger.unattributed_dead_letters += 1
+        record = {
+            "node_id": self.settings.node_id,
+            "source": session.kind.name,
+            "session_id": session.session_id,
+            "stream": spec.name if spec else None,
+            "seq": seq if seq >= 0 else None,
+            "ts_wall_ns": time.time_ns(),
+            "reason": reason,
+            "raw": raw,
+        }
+        value = self.store.encode(DEAD_LETTER_SCHEMA, record)
+        topic = dead_letter_topic(self.settings.kafka.topic_prefix)
+        self.sink.produce_bridge_record(
+            topic, value, self._bridge_headers(DEAD_LETTER_SCHEMA, session.kind.name.lower())
+        )
+        log.warning(
+            "Dead letter for %s seq %s: %s.", spec.name if spec else "unknown stream", seq, reason
+        )
+
+
+def _summary(books: list[StreamLedger]) -> str:
+    fired = sum(b.fired for b in books)
+    acked = sum(b.acked for b in books)
+    lost = sum(sum(b.lost.values()) for b in books)
+    return f"{fired} fired, {acked} delivered, {lost} lost (bridge {__version__})"

@@ -1,0 +1,251 @@
+"""Configuration: one typed model per component, loaded from a TOML file, then the
+environment (``TRACEBRIDGE_`` prefix, ``__`` between nested names), then CLI flags.
+
+Every model rejects unknown keys (a typo must not silently fall back to a default) and
+is frozen. Invalid values raise :class:`~bridge.errors.ConfigError` with the dotted name
+of the field, e.g. ``usdt.payload_capture_bytes: ...``.
+"""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bridge.errors import ConfigError
+from bridge.events.catalog import SUBSYSTEMS
+
+# Largest payload capture: the BPF scratch record must stay within one array-map value
+# (KMALLOC_MAX_SIZE, 4 MiB), and the verifier needs a power-of-two mask above the cap, so
+# 2 MiB - 1. Every P2P message but large blocks fits; longer ones are cut and flagged.
+MAX_PAYLOAD_CAPTURE = 2 * 1024 * 1024 - 1
+
+# Ring sizes in KiB. A net record is 168 B + the captured payload; at 200k msgs/s with a
+# 5 ms poll interval about 1,000 records (~700 KiB at 512 B payloads) arrive between
+# drains, so 16 MiB absorbs ~100 ms of consumer stall. utxocache bursts thousands of
+# events per block connect (80 B each); 8 MiB holds ~100k.
+DEFAULT_RING_KIB: dict[str, int] = {
+    "net": 16384,
+    "validation": 256,
+    "utxocache": 8192,
+    "mempool": 4096,
+    "coin_selection": 256,
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UsdtSourceConfig(_Model):
+    """Where the node is and what to read from it via USDT/eBPF."""
+
+    pid: int | None = Field(None, gt=0, description="PID of the node to trace.")
+    pidfile: Path | None = Field(
+        None, description="File holding the node's PID (bitcoind -pid); re-read after restarts."
+    )
+    binary: Path | None = Field(
+        None,
+        description="Path of the node binary; the running process executing it is traced, "
+        "and found again after it restarts.",
+    )
+    tracepoints: tuple[str, ...] = Field(
+        ("*",),
+        description="Tracepoints to attach: globs over 'subsystem:event', or subsystem names "
+        "(e.g. 'mempool', 'net:*_message').",
+    )
+    payload_capture_bytes: int = Field(
+        512,
+        ge=0,
+        le=MAX_PAYLOAD_CAPTURE,
+        description="P2P payload bytes captured per message; msg_size keeps the full size "
+        "and msg_truncated says when bytes were cut.",
+    )
+    ring_buffer_kib: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_RING_KIB),
+        description="Ring buffer size per subsystem in KiB (a power of two, at least 4).",
+    )
+    poll_interval_ms: float = Field(
+        5.0,
+        gt=0,
+        le=1000,
+        description="How often the rings are drained. Bounds latency; larger batches cost "
+        "less CPU per event.",
+    )
+    wakeup: Literal["timer", "adaptive"] = Field(
+        "timer",
+        description="'timer': probes never wake the bridge (cheapest for the node; latency "
+        "up to poll_interval_ms). 'adaptive': the kernel wakes the bridge when it is idle "
+        "(lower latency at low rates, a wakeup per event at moderate rates).",
+    )
+    max_batch: int = Field(16384, ge=1, description="Most records drained from one ring per poll.")
+    reattach: bool = Field(
+        True, description="Wait for the node to come back after it exits, then re-attach."
+    )
+
+    @field_validator("ring_buffer_kib")
+    @classmethod
+    def _rings(cls, value: dict[str, int]) -> dict[str, int]:
+        merged = dict(DEFAULT_RING_KIB)
+        for subsystem, kib in value.items():
+            if subsystem not in SUBSYSTEMS:
+                raise ValueError(
+                    f"unknown subsystem {subsystem!r} (known: {', '.join(SUBSYSTEMS)})"
+                )
+            if kib < 4 or kib & (kib - 1):
+                raise ValueError(f"{subsystem}: {kib} KiB is not a power of two >= 4")
+            merged[subsystem] = kib
+        return merged
+
+    @model_validator(mode="after")
+    def _one_target(self) -> UsdtSourceConfig:
+        given = [name for name in ("pid", "pidfile", "binary") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set only one of pid, pidfile, binary (got {', '.join(given)})")
+        return self
+
+
+class KafkaConfig(_Model):
+    """Where records go and how the producer behaves."""
+
+    bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka brokers, host:port[,host:port]. Unset: `demo` starts a local "
+        "broker; `run` requires it.",
+    )
+    topic_prefix: str = Field(
+        "tracebridge",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Topics are <prefix>.<subsystem>, <prefix>.bridge, <prefix>.deadletter.",
+    )
+    create_topics: bool = Field(True, description="Create missing topics at startup.")
+    partitions: int = Field(1, ge=1, description="Partitions of topics the bridge creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = Field(
+        "lz4", description="Producer compression; lz4 is the cheapest in CPU."
+    )
+    linger_ms: float = Field(
+        20, ge=0, description="Producer batching delay (librdkafka's default is 5)."
+    )
+    queue_max_messages: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Producer queue bound (librdkafka's default is 100000). When it is full "
+        "the bridge waits up to queue_full_timeout_ms, then drops and counts.",
+    )
+    queue_full_timeout_ms: float = Field(
+        500, ge=0, description="How long a full producer queue may stall draining."
+    )
+    message_timeout_ms: int = Field(
+        120_000,
+        ge=1000,
+        description="Give up on a record Kafka has not acknowledged after this long (counted "
+        "as a producer loss). librdkafka's default is 300000.",
+    )
+    librdkafka: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka producer settings (e.g. security.protocol). Keys the "
+        "typed fields set are refused: set them in one place.",
+    )
+
+    @model_validator(mode="after")
+    def _no_conflicts(self) -> KafkaConfig:
+        owned = {
+            "bootstrap.servers": "bootstrap_servers",
+            "compression.type": "compression",
+            "linger.ms": "linger_ms",
+            "queue.buffering.max.messages": "queue_max_messages",
+            "message.timeout.ms": "message_timeout_ms",
+            "enable.idempotence": "(always on)",
+            "acks": "(always all)",
+        }
+        for key in self.librdkafka:
+            if key in owned:
+                raise ValueError(
+                    f"librdkafka.{key} conflicts with kafka.{owned[key]}; set it in one place"
+                )
+        return self
+
+
+class BridgeSettings(BaseSettings):
+    """Everything `tracebridge run` needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRACEBRIDGE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    node_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="Name of the node in every record and the Kafka key (default: host name).",
+    )
+    source: Literal["usdt"] = Field("usdt", description="How events are captured.")
+    usdt: UsdtSourceConfig = Field(default_factory=lambda: UsdtSourceConfig())
+    kafka: KafkaConfig = Field(default_factory=lambda: KafkaConfig())
+    heartbeat_interval_s: float = Field(
+        5.0, gt=0, description="How often the ledger is written to <prefix>.bridge."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first: flags (init kwargs), environment, then the TOML file
+        # chosen by load_settings(). No dotenv or secrets directories.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _CONFIG_FILE.path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE.path))
+        return tuple(sources)
+
+
+class _ConfigFile:
+    """The file load_settings() is reading; pydantic-settings asks for sources on a class."""
+
+    path: Path | None = None
+
+
+_CONFIG_FILE = _ConfigFile()
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        got = problem.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{where}: {problem['msg']}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> BridgeSettings:
+    """File, then environment, then ``overrides`` (CLI flags); ConfigError if invalid."""
+    if config_file is not None:
+        try:
+            tomllib.loads(config_file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {error}") from None
+    _CONFIG_FILE.path = config_file
+    try:
+        return BridgeSettings(**(overrides or {}))
+    except ValidationError as error:
+        raise ConfigError(_explain(error)) from None
+    finally:
+        _CONFIG_FILE.path = None

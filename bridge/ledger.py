@@ -1,0 +1,148 @@
+"""The ledger: per stream, what fired, what arrived, and what was lost where.
+
+Three places count, each what only it can see:
+
+* the source (BPF counters): how often each probe fired and how often the ring was full;
+* the native encoder: records captured, dead-lettered, dropped for backpressure;
+* the Kafka sink: records produced, acknowledged, failed.
+
+A heartbeat joins them into one record per stream with the invariant
+``fired == acked + in_flight + lost.kernel + lost.bridge + lost.producer + lost.node``.
+In the SESSION_END heartbeat nothing is in flight, so a consumer can check, from the
+topics alone, that the records it holds plus the losses stated equal what fired.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bridge import __version__
+from bridge.codec import _native
+from bridge.events.envelope import LOSS_STAGES, LossStage, SourceKind
+from bridge.events.spec import EventSpec
+from bridge.sinks.kafka.producer import KafkaSink
+
+
+@dataclass(frozen=True)
+class SourceCounts:
+    """What the source knows of one stream: hits and losses before the bridge saw them."""
+
+    fired: int
+    lost_kernel: int = 0
+    lost_node: int = 0
+
+
+@dataclass(frozen=True)
+class StreamLedger:
+    """One stream's books at one moment."""
+
+    stream: str
+    fired: int
+    captured: int
+    produced: int
+    acked: int
+    dead_lettered: int
+    last_seq: int
+    lost: dict[str, int]
+
+    @property
+    def in_flight(self) -> int:
+        """Fired but neither acknowledged nor lost yet (in the ring or the producer queue)."""
+        return self.fired - self.acked - sum(self.lost.values())
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "fired": self.fired,
+            "captured": self.captured,
+            "produced": self.produced,
+            "acked": self.acked,
+            "in_flight": self.in_flight,
+            "dead_lettered": self.dead_lettered,
+            "last_seq": self.last_seq,
+            "lost": dict(self.lost),
+        }
+
+
+class SessionLedger:
+    """Books for one session of one source."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        source: SourceKind,
+        session_id: str,
+        specs: Sequence[EventSpec],
+        encoder: _native.Encoder,
+        sink: KafkaSink,
+        source_counts: Callable[[], dict[int, SourceCounts]],
+        node_pid: int | None,
+        node_endpoint: str | None,
+    ) -> None:
+        self.node_id = node_id
+        self.source = source
+        self.session_id = session_id
+        self.specs = tuple(specs)
+        self._encoder = encoder
+        self._sink = sink
+        self._source_counts = source_counts
+        self.node_pid = node_pid
+        self.node_endpoint = node_endpoint
+        self.heartbeats = 0
+        self.unattributed_dead_letters = 0
+
+    def streams(self) -> list[StreamLedger]:
+        """Read every counter. Bridge-side counts are read before the source's, so a hit
+        counted by the bridge was already counted as fired (in_flight never goes negative)."""
+        bridge_side = {spec.tp_id: self._encoder.counters(spec.tp_id) for spec in self.specs}
+        sink = self._sink
+        produced = {t: sink.produced[t] for t in bridge_side}
+        acked = {t: sink.acked[t] for t in bridge_side}
+        source = self._source_counts()
+        out = []
+        for spec in self.specs:
+            captured, last_seq, dead, _pending, _kernel_seen, bridge, producer, node_seen = (
+                bridge_side[spec.tp_id]
+            )
+            counts = source.get(spec.tp_id, SourceCounts(fired=0))
+            lost = dict.fromkeys(LOSS_STAGES, 0)
+            lost[LOSS_STAGES[LossStage.KERNEL]] = counts.lost_kernel
+            lost[LOSS_STAGES[LossStage.BRIDGE]] = bridge
+            lost[LOSS_STAGES[LossStage.PRODUCER]] = producer
+            lost[LOSS_STAGES[LossStage.NODE]] = max(counts.lost_node, node_seen)
+            out.append(
+                StreamLedger(
+                    stream=spec.name,
+                    fired=counts.fired,
+                    captured=captured,
+                    produced=produced[spec.tp_id],
+                    acked=acked[spec.tp_id],
+                    dead_lettered=dead,
+                    last_seq=last_seq,
+                    lost=lost,
+                )
+            )
+        return out
+
+    def heartbeat(self, final: bool) -> tuple[dict[str, Any], list[StreamLedger]]:
+        """The next heartbeat record (and the books it was made from)."""
+        self.heartbeats += 1
+        books = self.streams()
+        record = {
+            "node_id": self.node_id,
+            "source": self.source.name,
+            "session_id": self.session_id,
+            "heartbeat_seq": self.heartbeats,
+            "kind": "SESSION_END" if final else "PERIODIC",
+            "ts_wall_ns": time.time_ns(),
+            "bridge_version": __version__,
+            "node_pid": self.node_pid,
+            "node_endpoint": self.node_endpoint,
+            "streams": [book.to_avro() for book in books],
+            "unattributed_dead_letters": self.unattributed_dead_letters,
+        }
+        return record, books

@@ -1,0 +1,1 @@
+"""Kafka: topics, the producer and its delivery accounting."""

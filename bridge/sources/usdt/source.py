@@ -1,0 +1,178 @@
+"""The USDT source: find the node process, attach, and find it again after a restart.
+
+A node is found by ``--pid`` (first attachment only; afterwards by the binary that PID
+was running, since a restarted node has a new PID), by ``--pidfile`` (re-read every
+time), or by ``--binary`` (the running process executing it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from pathlib import Path
+
+from bridge.codec import _native
+from bridge.config import UsdtSourceConfig
+from bridge.errors import BpfLoadError, NodeNotFoundError
+from bridge.events.envelope import SourceKind
+from bridge.events.spec import EventSpec
+from bridge.ledger import SourceCounts
+from bridge.sources.usdt.elf_notes import read_usdt_probes
+from bridge.sources.usdt.process import (
+    NodeProcess,
+    process_by_binary,
+    process_by_pid,
+    process_by_pidfile,
+)
+from bridge.sources.usdt.program import ProgramOptions
+from bridge.sources.usdt.selection import select_events, split_by_presence
+from bridge.sources.usdt.session import UsdtSession
+
+log = logging.getLogger(__name__)
+
+# How often to look for the node while waiting for it; a restart is noticed this fast.
+LOCATE_INTERVAL_S = 0.25
+
+
+class UsdtSourceSession:
+    """A :class:`~bridge.sources.base.SourceSession` over one BPF attachment."""
+
+    kind = SourceKind.USDT
+
+    def __init__(self, node: NodeProcess, specs: tuple[EventSpec, ...], options: ProgramOptions):
+        self.session_id = str(uuid.uuid4())
+        self.specs = specs
+        self.node = node
+        self.node_pid: int | None = node.pid
+        self.node_endpoint: str | None = str(node.exe)
+        self._bpf = UsdtSession(node, specs, options)
+        self._final_counts: dict[int, SourceCounts] | None = None
+
+    def alive(self) -> bool:
+        return self.node.alive()
+
+    def wait(self, timeout_s: float) -> None:
+        self._bpf.wait(timeout_s)
+
+    def drain(
+        self, encoder: _native.Encoder, max_records: int
+    ) -> tuple[list[_native.Encoded], list[_native.Rejected]]:
+        good: list[_native.Encoded] = []
+        dead: list[_native.Rejected] = []
+        for ring in self._bpf.rings:
+            ring_good, ring_dead, _ = ring.drain(encoder, max_records)
+            good.extend(ring_good)
+            dead.extend(ring_dead)
+        return good, dead
+
+    def stop(self) -> None:
+        """Detach the probes, then freeze the counters: from here on nothing can fire."""
+        self._bpf.detach()
+        self._final_counts = self._read_counts()
+
+    def source_counts(self) -> dict[int, SourceCounts]:
+        return self._final_counts if self._final_counts is not None else self._read_counts()
+
+    def _read_counts(self) -> dict[int, SourceCounts]:
+        return {
+            tp_id: SourceCounts(fired=c.fired, lost_kernel=c.lost)
+            for tp_id, c in self._bpf.kernel_counts().items()
+        }
+
+    def pending_bytes(self) -> int:
+        return sum(ring.pending_bytes() for ring in self._bpf.rings)
+
+    def close(self) -> None:
+        self._bpf.close()
+
+
+class UsdtSource:
+    """Opens one :class:`UsdtSourceSession` per node process."""
+
+    def __init__(self, config: UsdtSourceConfig) -> None:
+        if config.pid is None and config.pidfile is None and config.binary is None:
+            raise NodeNotFoundError("say which node to trace: --pid, --pidfile or --binary")
+        self.config = config
+        self.selected = tuple(select_events(config.tracepoints))
+        self.options = ProgramOptions(
+            ring_kib=dict(config.ring_buffer_kib),
+            payload_cap=config.payload_capture_bytes,
+            wakeup=config.wakeup,
+        )
+        self._binary: Path | None = config.binary
+        self._first = True
+        self._reported_missing: set[str] = set()
+        self._last_node: NodeProcess | None = None
+
+    def _locate(self) -> NodeProcess | None:
+        if self.config.pidfile is not None:
+            return process_by_pidfile(self.config.pidfile)
+        if self._first and self.config.pid is not None:
+            node = process_by_pid(self.config.pid)
+            if node is None:
+                raise NodeNotFoundError(f"no running process has pid {self.config.pid}")
+            self._binary = node.exe
+            return node
+        assert self._binary is not None
+        return process_by_binary(self._binary)
+
+    def next_session(self, stop: threading.Event) -> UsdtSourceSession | None:
+        waiting_logged = False
+        while not stop.is_set():
+            node = self._locate()
+            self._first = False
+            if node is not None and node != self._last_node:
+                session = self._open(node)
+                if session is not None:
+                    return session
+            if not waiting_logged:
+                log.info("Waiting for the node (%s).", self._describe_target())
+                waiting_logged = True
+            stop.wait(LOCATE_INTERVAL_S)
+        return None
+
+    def _open(self, node: NodeProcess) -> UsdtSourceSession | None:
+        self._last_node = node
+        probes = {
+            f"{probe.provider}:{probe.name}"
+            for probe in read_usdt_probes(Path(f"/proc/{node.pid}/exe"))
+        }
+        available = split_by_presence(self.selected, probes)
+        for spec in available.missing:
+            if spec.name not in self._reported_missing:
+                self._reported_missing.add(spec.name)
+                log.warning(
+                    "Tracepoint %s is not in %s; skipping it (a build without it, e.g. "
+                    "without the wallet).",
+                    spec.name,
+                    node.exe,
+                )
+        if not available.present:
+            log.error(
+                "Process %d (%s) has none of the selected tracepoints; was it built with "
+                "-DWITH_USDT=ON? Waiting for another process.",
+                node.pid,
+                node.exe,
+            )
+            return None
+        try:
+            session = UsdtSourceSession(node, available.present, self.options)
+        except BpfLoadError:
+            if node.alive():
+                raise
+            log.warning("Pid %d exited while attaching; waiting for the next process.", node.pid)
+            return None
+        log.info(
+            "Attached to pid %d (%s): %d tracepoints, session %s.",
+            node.pid,
+            node.exe,
+            len(available.present),
+            session.session_id,
+        )
+        return session
+
+    def _describe_target(self) -> str:
+        if self.config.pidfile is not None:
+            return f"pidfile {self.config.pidfile}"
+        return f"a process running {self._binary}"
