@@ -1,0 +1,142 @@
+"""Reading the bridge's topics back: decode every record with the committed schemas.
+
+Used by ``tracebridge tail``, the demo's live view and the tests. Records are read by
+assigning every partition directly (no consumer group coordination), from the start or
+the end, and decoded by their single-object fingerprint, so the reader needs nothing
+but the brokers and the ``avro/`` files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+
+from bridge.codec.single_object import (
+    KnownSchema,
+    SchemaStore,
+    SingleObjectError,
+    committed_schemas,
+)
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    """One decoded Kafka record with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    headers: dict[str, bytes]
+    schema: KnownSchema | None
+    value: dict[str, Any] | None
+    error: str | None = None  # set instead of schema/value when the value is undecodable
+
+
+def _consumer(bootstrap_servers: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "tracebridge-reader",  # required by librdkafka; nothing is committed
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
+    )
+
+
+class TopicReader:
+    """Iterate decoded records of some topics, from the beginning or the end."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        *,
+        from_beginning: bool = True,
+        store: SchemaStore | None = None,
+    ) -> None:
+        self.store = store or committed_schemas()
+        self._consumer = _consumer(bootstrap_servers)
+        metadata = self._consumer.list_topics(timeout=15)
+        partitions = []
+        for topic in topics:
+            if topic not in metadata.topics:
+                continue
+            for partition in metadata.topics[topic].partitions:
+                offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
+                partitions.append(TopicPartition(topic, partition, offset))
+        self._partitions = partitions
+        self._consumer.assign(partitions)
+
+    def end_offsets(self) -> dict[tuple[str, int], int]:
+        """High watermarks now (what 'caught up' means for a bounded read)."""
+        out = {}
+        for tp in self._partitions:
+            _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+            out[(tp.topic, tp.partition)] = high
+        return out
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        return {
+            (tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._partitions)
+        }
+
+    def records(
+        self, *, follow: bool = False, idle_timeout_s: float = 5.0
+    ) -> Iterator[ConsumedRecord]:
+        """Decoded records. Without ``follow``, stop at the end offsets seen at the start
+        (or after ``idle_timeout_s`` without a record)."""
+        ends = self.end_offsets()
+        done = {key for key, high in ends.items() if high == 0}
+        last_record = time.monotonic()
+        while follow or len(done) < len(ends):
+            message = self._consumer.poll(0.2)
+            if message is None:
+                if not follow and time.monotonic() - last_record > idle_timeout_s:
+                    return
+                continue
+            error = message.error()
+            key = (message.topic() or "", message.partition() or 0)
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    if ends.get(key, 0) <= (message.offset() or 0):
+                        done.add(key)
+                    continue
+                raise RuntimeError(f"Kafka consumer error: {error}")
+            last_record = time.monotonic()
+            yield self._decode(message)
+            offset = message.offset() or 0
+            if offset + 1 >= ends.get(key, 0):
+                done.add(key)
+
+    def _decode(self, message: Any) -> ConsumedRecord:
+        headers = {name: value or b"" for name, value in (message.headers() or [])}
+        _, timestamp = message.timestamp()
+        base = {
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "timestamp_ms": timestamp,
+            "key": message.key(),
+            "headers": headers,
+        }
+        try:
+            schema, value = self.store.decode(message.value() or b"")
+        except SingleObjectError as error:
+            return ConsumedRecord(**base, schema=None, value=None, error=str(error))
+        return ConsumedRecord(**base, schema=schema, value=value)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> TopicReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

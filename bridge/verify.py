@@ -1,0 +1,123 @@
+"""Proving completeness from the topics alone.
+
+Given the event records and the heartbeats read back from Kafka, check for every
+(node, session, stream) that:
+
+* no seq appears twice;
+* the seqs missing from the topic (gaps, and any tail after the last record) number
+  exactly as many as the SESSION_END ledger says were lost;
+* records delivered + lost == fired, and delivered == acked.
+
+The bridge is not trusted here: only what a consumer can read is used.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+StreamKey = tuple[str, str, str]  # (node_id, session_id, stream)
+
+
+@dataclass
+class StreamEvidence:
+    """What the topics say about one stream of one session."""
+
+    seqs: list[int] = field(default_factory=list)
+    lost_before_sum: int = 0
+    ledger: dict[str, Any] | None = None  # the stream's entry in the SESSION_END heartbeat
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class StreamVerdict:
+    key: StreamKey
+    delivered: int
+    duplicates: int
+    missing: int  # seqs in 1..fired not present in the topic
+    fired: int | None
+    acked: int | None
+    lost: int | None
+    lost_before_sum: int
+    final: bool
+
+    @property
+    def unexplained(self) -> int | None:
+        """Missing records the ledger does not account for (None without a ledger)."""
+        if self.lost is None:
+            return None
+        return self.missing - self.lost
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.final
+            and self.duplicates == 0
+            and self.fired is not None
+            and self.delivered + (self.lost or 0) == self.fired
+            and self.delivered == self.acked
+            and self.unexplained == 0
+        )
+
+
+class Evidence:
+    """Accumulate decoded records (event records and heartbeats) and judge them."""
+
+    def __init__(self) -> None:
+        self.streams: dict[StreamKey, StreamEvidence] = defaultdict(StreamEvidence)
+
+    def add_event(self, value: dict[str, Any]) -> None:
+        envelope = value["envelope"]
+        key = (envelope["node_id"], envelope["session_id"], envelope["stream"])
+        evidence = self.streams[key]
+        evidence.seqs.append(envelope["seq"])
+        evidence.lost_before_sum += envelope["lost_before"]
+
+    def add_heartbeat(self, value: dict[str, Any]) -> None:
+        final = value["kind"] == "SESSION_END"
+        for book in value["streams"]:
+            key = (value["node_id"], value["session_id"], book["stream"])
+            evidence = self.streams[key]
+            if evidence.final and not final:
+                continue  # a late periodic heartbeat must not replace the final ledger
+            evidence.ledger = book
+            evidence.final = final
+
+    def add(self, schema_name: str, value: dict[str, Any]) -> None:
+        if schema_name == "tracebridge.bridge.Heartbeat":
+            self.add_heartbeat(value)
+        elif schema_name != "tracebridge.bridge.DeadLetter":
+            self.add_event(value)
+
+    def verdicts(self) -> list[StreamVerdict]:
+        out = []
+        for key, evidence in sorted(self.streams.items()):
+            unique = set(evidence.seqs)
+            book = evidence.ledger
+            fired = book["fired"] if book else None
+            highest = fired if fired is not None else max(unique, default=0)
+            missing = sum(1 for seq in range(1, highest + 1) if seq not in unique)
+            out.append(
+                StreamVerdict(
+                    key=key,
+                    delivered=len(unique),
+                    duplicates=len(evidence.seqs) - len(unique),
+                    missing=missing,
+                    fired=fired,
+                    acked=book["acked"] if book else None,
+                    lost=sum(book["lost"].values()) if book else None,
+                    lost_before_sum=evidence.lost_before_sum,
+                    final=evidence.final,
+                )
+            )
+        return out
+
+
+def verify_records(records: Iterable[tuple[str, dict[str, Any]]]) -> list[StreamVerdict]:
+    """Convenience: (schema full name, decoded value) pairs in, verdicts out."""
+    evidence = Evidence()
+    for name, value in records:
+        evidence.add(name, value)
+    return evidence.verdicts()
