@@ -16,7 +16,7 @@ from bridge.codec.native import Encoder, configure
 from bridge.codec.single_object import committed_schemas
 from bridge.events.avro_schema import event_schema, full_name
 from bridge.events.catalog import BY_NAME, EVENTS
-from bridge.events.decoder import RecordDecodeError, decode_record, event_fields
+from bridge.events.decoder import RecordDecodeError, as_long, decode_record, event_fields
 from bridge.events.envelope import LossStage, SourceKind
 from bridge.events.spec import EventSpec, FieldSpec, Kind
 from tests.support.raw_records import build_record
@@ -73,15 +73,15 @@ def reference(raw: bytes) -> tuple[bytes | None, str | None]:
         record = decode_record(raw)
     except RecordDecodeError as error:
         return None, error.reason
-    lost_before = record.header.lost_before
+    lost_before = as_long(record.header.lost_before)
     envelope = {
         "node_id": NODE,
         "source": "USDT",
         "session_id": SESSION,
         "stream": record.spec.name,
-        "seq": record.header.seq,
-        "ts_mono_ns": record.header.ktime_ns,
-        "ts_wall_ns": record.header.ktime_ns + WALL_OFFSET,
+        "seq": as_long(record.header.seq),
+        "ts_mono_ns": as_long(record.header.ktime_ns),
+        "ts_wall_ns": as_long(record.header.ktime_ns + WALL_OFFSET),
         "lost_before": lost_before,
         "lost": {"kernel": lost_before, "bridge": 0, "producer": 0, "node": 0},
     }
@@ -163,6 +163,20 @@ def test_unknown_enum_value_is_kept_raw() -> None:
     assert decoded["mode"] == "UNKNOWN"
     assert decoded["mode_raw"] == 9
     assert native(every_kind_example()) == reference(every_kind_example())
+
+
+def test_multibyte_character_cut_at_the_bound_is_truncation_not_corruption() -> None:
+    spec = BY_NAME["coin_selection:attempting_aps_create_tx"]
+    name = "w" * 126 + "€"  # the bound is 128 bytes: the 3-byte euro sign is cut after 2
+    value, reason = native(build_record(spec, {"wallet_name": name}))
+    assert reason is None
+    assert value is not None
+    assert committed_schemas().decode(value)[1]["wallet_name"] == "w" * 126
+    assert native(build_record(spec, {"wallet_name": name})) == reference(
+        build_record(spec, {"wallet_name": name})
+    )
+    broken = build_record(spec, {"wallet_name": b"ok\xff\xfe"})  # not at the bound: corrupt
+    assert native(broken) == (None, "field wallet_name: not valid UTF-8")
 
 
 def test_dead_letter_and_drops_show_up_in_the_next_lost_before() -> None:

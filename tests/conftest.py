@@ -1,0 +1,74 @@
+"""Test fixtures: a real Kafka broker, the emulated node, and capability checks.
+
+Markers become skips with a precise reason, one check per cause (Bitcoin Core's
+skip_if_* habit), so a skipped test says what the machine lacks. `.ci/run` runs on a
+machine where every check passes; there, nothing is skipped.
+
+The broker is the project's own LocalBroker, started once per test session on free
+ports in a temporary directory, unless TRACEBRIDGE_TEST_BOOTSTRAP names one to use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CLEANED_ENV_PREFIX = "TRACEBRIDGE_"
+KEEP_ENV = {"TRACEBRIDGE_CACHE_DIR", "TRACEBRIDGE_TEST_BOOTSTRAP"}
+
+
+def _bpf_missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to load BPF programs"
+    if importlib.util.find_spec("bcc") is None:
+        return "needs Debian's python3-bpfcc in a --system-site-packages venv"
+    if not Path(f"/lib/modules/{os.uname().release}/build").exists():
+        return "needs kernel headers at /lib/modules/$(uname -r)/build (scripts/bootstrap)"
+    if not Path("/sys/kernel/tracing/uprobe_events").exists():
+        return "needs tracefs mounted at /sys/kernel/tracing (scripts/bootstrap)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _bpf_missing()
+    if reason is None:
+        return
+    for item in items:
+        if "bpf" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's TRACEBRIDGE_* settings must not change what a test sees."""
+    for name in list(os.environ):
+        if name.startswith(CLEANED_ENV_PREFIX) and name not in KEEP_ENV:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of a real broker for this test session."""
+    given = os.environ.get("TRACEBRIDGE_TEST_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    from bridge.localkafka.broker import LocalBroker
+
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), port=0)
+    broker.start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Topics of their own for every test, on the shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}"
