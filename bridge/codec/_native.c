@@ -121,6 +121,22 @@ static int valid_utf8(const unsigned char *s, size_t n)
     return 1;
 }
 
+/* A string read up to its bound may end inside a multi-byte character: that is
+ * truncation, not corruption, so drop the incomplete trailing sequence (only). */
+static size_t trim_partial_utf8(const unsigned char *s, size_t n)
+{
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned char c = s[n - back];
+        if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking for the lead */
+        if (c >= 0xC0) {
+            size_t need = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (need > back) return n - back;
+        }
+        return n;
+    }
+    return n;
+}
+
 static const char HEX[] = "0123456789abcdef";
 
 /* ------------------------------------------------------------------ encoding */
@@ -184,7 +200,9 @@ static int validate(const Stream *s, const unsigned char *rec, size_t len, Resul
                 reject(r, "field %s: string is not NUL-terminated", f->name);
                 return 0;
             }
-            if (!valid_utf8(p, (size_t)(nul - p))) {
+            size_t sl = (size_t)(nul - p);
+            if (sl == f->size - 1) sl = trim_partial_utf8(p, sl); /* filled to the bound */
+            if (!valid_utf8(p, sl)) {
                 reject(r, "field %s: not valid UTF-8", f->name);
                 return 0;
             }
@@ -205,10 +223,12 @@ static size_t encode(Encoder *enc, Stream *s, const unsigned char *rec, size_t l
     size_t n = 0;
     memcpy(o, s->prefix, (size_t)s->prefix_len);
     n += (size_t)s->prefix_len;
-    int64_t mono = (int64_t)rd_u64(rec + 8);
+    /* u64 header values are written with the same bits as Avro longs; adding the wall
+     * offset in unsigned arithmetic keeps a corrupt timestamp from being C UB. */
+    uint64_t mono = rd_u64(rec + 8);
     n += put_long(o + n, (int64_t)rd_u64(rec));
-    n += put_long(o + n, mono);
-    n += put_long(o + n, mono + enc->wall_offset_ns);
+    n += put_long(o + n, (int64_t)mono);
+    n += put_long(o + n, (int64_t)(mono + (uint64_t)enc->wall_offset_ns));
     n += put_long(o + n, (int64_t)lost_before);
     for (int k = 0; k < N_STAGES; k++)
         n += put_long(o + n, (int64_t)s->lost[k]);
@@ -249,6 +269,7 @@ static size_t encode(Encoder *enc, Stream *s, const unsigned char *rec, size_t l
             break;
         case K_CSTR: {
             size_t sl = strnlen((const char *)p, f->size);
+            if (sl == f->size - 1) sl = trim_partial_utf8(p, sl);
             if (f->n_enum) {
                 Py_ssize_t idx = 0;
                 for (Py_ssize_t e = 0; e < f->n_enum; e++)
@@ -339,7 +360,7 @@ static int process(Encoder *enc, const unsigned char *rec, size_t len, Result *r
     uint64_t lost_before = kernel_before + s->pending;
     s->pending = 0;
     r->len = encode(enc, s, rec, len, lost_before);
-    r->ts_ms = ((int64_t)rd_u64(rec + 8) + enc->wall_offset_ns) / 1000000;
+    r->ts_ms = (int64_t)(rd_u64(rec + 8) + (uint64_t)enc->wall_offset_ns) / 1000000;
     return 0;
 }
 

@@ -59,12 +59,29 @@ def _layout(tp_id: int) -> tuple[RecordLayout, struct.Struct]:
     return layout, struct.Struct(struct_format(layout))
 
 
+def trim_partial_utf8(data: bytes) -> bytes:
+    """Drop an incomplete multi-byte character at the end (a string cut at its bound)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # continuation byte: keep looking for the lead byte
+        if byte >= 0xC0:
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            if need > back:
+                return data[:-back]
+        return data
+    return data
+
+
 def _cstr(raw: bytes, spec: FieldSpec, tp_id: int, seq: int) -> str:
     end = raw.find(b"\0")
     if end < 0:
         raise RecordDecodeError(f"field {spec.name}: string is not NUL-terminated", tp_id, seq)
+    text = raw[:end]
+    if end == len(raw) - 1:  # filled to the bound: the last character may have been cut
+        text = trim_partial_utf8(text)
     try:
-        return raw[:end].decode("utf-8")
+        return text.decode("utf-8")
     except UnicodeDecodeError:
         raise RecordDecodeError(f"field {spec.name}: not valid UTF-8", tp_id, seq) from None
 
@@ -116,6 +133,12 @@ def decode_record(raw: bytes) -> DecodedRecord:
     return DecodedRecord(header, spec, values)
 
 
+def as_long(value: int) -> int:
+    """An unsigned 64-bit value as the Avro long with the same bits."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def event_fields(record: DecodedRecord) -> dict[str, Any]:
     """The event part of the Avro record (everything but the envelope), by the mapping
     rules in :mod:`bridge.events.avro_schema`."""
@@ -135,7 +158,7 @@ def event_fields(record: DecodedRecord) -> dict[str, Any]:
             out[name] = field_spec.enum.symbols[index]
             out[f"{name}_raw"] = None if index else value
         elif field_spec.kind is Kind.U64:
-            out[name] = value - (1 << 64) if value >= 1 << 63 else value
+            out[name] = as_long(value)
         else:
             out[name] = value
     return out
