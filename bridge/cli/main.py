@@ -12,6 +12,7 @@ import sys
 import click
 
 from bridge import __version__
+from bridge.cli.bench import bench_group
 from bridge.cli.gen import gen_command
 from bridge.cli.run import run_command
 from bridge.cli.schemas import schemas_command
@@ -54,3 +55,4 @@ main.add_command(tail_command)
 main.add_command(schemas_command)
 main.add_command(gen_command)
 main.add_command(kafka_group)
+main.add_command(bench_group)

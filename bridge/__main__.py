@@ -1,0 +1,5 @@
+"""``python -m bridge``: the same as the ``tracebridge`` command."""
+
+from bridge.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (targets live here, not in timed tests)."""
