@@ -32,7 +32,9 @@ from bridge.events.envelope import LossStage
 from bridge.ledger import SessionLedger, StreamLedger
 from bridge.sinks.kafka.producer import Headers, KafkaSink, Route
 from bridge.sinks.kafka.topics import (
+    admin_client,
     all_topics,
+    check_reachable,
     bridge_topic,
     dead_letter_topic,
     ensure_topics,
@@ -118,6 +120,8 @@ class Bridge:
         kafka = self.settings.kafka
         if kafka.create_topics:
             ensure_topics(kafka, all_topics(kafka.topic_prefix), self.message_max_bytes)
+        else:
+            check_reachable(admin_client(kafka), kafka)
 
     def run(self) -> None:
         """Attach, pump, close the books; again after every node restart."""

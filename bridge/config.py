@@ -128,6 +128,9 @@ class KafkaConfig(_Model):
         description="Topics are <prefix>.<subsystem>, <prefix>.bridge, <prefix>.deadletter.",
     )
     create_topics: bool = Field(True, description="Create missing topics at startup.")
+    startup_timeout_s: float = Field(
+        15.0, gt=0, description="How long startup waits for the brokers to answer."
+    )
     partitions: int = Field(1, ge=1, description="Partitions of topics the bridge creates.")
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
     compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = Field(

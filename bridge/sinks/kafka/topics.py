@@ -57,8 +57,9 @@ def _servers(config: KafkaConfig) -> str:
     return config.bootstrap_servers
 
 
-def check_reachable(admin: AdminClient, config: KafkaConfig, timeout_s: float = 15.0) -> None:
+def check_reachable(admin: AdminClient, config: KafkaConfig) -> None:
     """Fail fast with a clear message when no broker answers."""
+    timeout_s = config.startup_timeout_s
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as error:

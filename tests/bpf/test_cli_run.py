@@ -1,0 +1,71 @@
+"""`tracebridge run` as a user runs it: a process, stopped with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.emulator import UsdtNode, UsdtScenario
+from bridge.resources import REPO_ROOT
+from tests.support.pipeline import read_topics, verdicts
+
+pytestmark = [pytest.mark.bpf, pytest.mark.kafka, pytest.mark.slow]
+
+TRACEBRIDGE = REPO_ROOT / ".venv" / "bin" / "tracebridge"
+
+
+def wait_state(status: Path, state: str, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            current: dict[str, object] = json.loads(status.read_text())
+            if current["state"] == state:
+                return current
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(state)
+
+
+def test_run_streams_until_sigint_and_closes_the_books(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    status = tmp_path / "status.json"
+    with UsdtNode() as node:
+        node.start(UsdtScenario(loop=True, rate=5000, wait_start=True))
+        bridge = subprocess.Popen(
+            [
+                str(TRACEBRIDGE),
+                "run",
+                "--pid",
+                str(node.pid),
+                "-b",
+                kafka_bootstrap,
+                "--topic-prefix",
+                topic_prefix,
+                "--status-file",
+                str(status),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_state(status, "attached")
+        node.go()
+        time.sleep(3)
+        bridge.send_signal(signal.SIGINT)  # the node keeps firing: probes are detached first
+        _, stderr = bridge.communicate(timeout=120)
+        node.stop()
+    assert bridge.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    final = json.loads(status.read_text())
+    assert final["state"] == "stopped"
+    fired = sum(book["fired"] for book in final["books"])
+    assert fired > 5000
+    checked = verdicts(read_topics(kafka_bootstrap, topic_prefix))
+    assert len(checked) == 20
+    assert all(v.ok for v in checked)
