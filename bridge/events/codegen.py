@@ -1,4 +1,4 @@
-"""Write (or check) every file generated from the catalogue.
+"""Write (or check) every file generated from the catalogue and the config models.
 
 ``tracebridge gen`` writes them; ``tracebridge gen --check`` (and the unit test
 ``tests/unit/events/test_codegen.py``) fails when a committed file differs from what
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bridge.events.avro_schema import schema_files
 from bridge.events.bpf_header import events_header, probes_header
-from bridge.resources import avro_dir, bpf_dir
+from bridge.resources import REPO_ROOT, avro_dir, bpf_dir
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,13 @@ def render_schema(schema: object) -> str:
 
 
 def generated_files() -> list[GeneratedFile]:
-    """Everything derived from the catalogue, with its destination."""
+    """Everything derived from the catalogue (and the config models), with its destination."""
+    from bridge.docs import example_config, render_readme
+
+    readme = REPO_ROOT / "README.md"
     files = [
+        GeneratedFile(readme, render_readme(readme.read_text())),
+        GeneratedFile(REPO_ROOT / "deploy" / "tracebridge.example.toml", example_config()),
         GeneratedFile(bpf_dir() / "include" / "tracebridge_events.gen.h", events_header()),
         GeneratedFile(bpf_dir() / "include" / "tracebridge_probes.gen.h", probes_header()),
     ]
