@@ -9,6 +9,7 @@ the config models.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -122,6 +123,11 @@ def example_config() -> str:
 BLOCKS = {"schemas": schemas_block, "config": config_block}
 
 
+def _literal(replacement: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement taken literally (backslashes in tables are not escapes)."""
+    return lambda _: replacement
+
+
 def render_readme(text: str) -> str:
     """``text`` with every generated block replaced by its current content."""
     for name, make in BLOCKS.items():
@@ -129,5 +135,5 @@ def render_readme(text: str) -> str:
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
         if not pattern.search(text):
             raise ValueError(f"README.md has no generated block {name!r}")
-        text = pattern.sub(lambda _: f"{begin}\n{make()}\n{end}", text)
+        text = pattern.sub(_literal(f"{begin}\n{make()}\n{end}"), text)
     return text
