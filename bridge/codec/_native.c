@@ -48,12 +48,13 @@ typedef struct {
     uint32_t fixed_size;
     int has_payload;
     uint32_t payload_offset; /* offset of the u32 captured length */
-    unsigned char fingerprint[8];
+    unsigned char framing[16]; /* written before the body: single-object or registry */
+    Py_ssize_t framing_len;
     char *stream;            /* stream name, e.g. "net:inbound_message" */
     Py_ssize_t stream_len;
     Field *fields;
     Py_ssize_t n_fields;
-    unsigned char *prefix;   /* C3 01 + fingerprint + node_id + source + session + stream */
+    unsigned char *prefix;   /* framing + node_id + source + session_id + stream */
     Py_ssize_t prefix_len;
     /* counters, reset by set_session() */
     uint64_t captured, last_seq, dead_lettered, pending;
@@ -393,14 +394,12 @@ static void Encoder_dealloc(Encoder *self)
 static int rebuild_prefix(Encoder *self, Stream *s)
 {
     PyMem_Free(s->prefix);
-    s->prefix_len = 10 + self->session_len + 10 + s->stream_len;
+    s->prefix_len = s->framing_len + self->session_len + 10 + s->stream_len;
     s->prefix = PyMem_Malloc((size_t)s->prefix_len);
     if (!s->prefix) { PyErr_NoMemory(); return -1; }
     unsigned char *p = s->prefix;
-    p[0] = 0xC3;
-    p[1] = 0x01;
-    memcpy(p + 2, s->fingerprint, 8);
-    size_t n = 10;
+    memcpy(p, s->framing, (size_t)s->framing_len);
+    size_t n = (size_t)s->framing_len;
     if (self->session_len) memcpy(p + n, self->session_enc, (size_t)self->session_len);
     n += (size_t)self->session_len;
     n += put_bytes(p + n, s->stream, (size_t)s->stream_len);
@@ -409,7 +408,9 @@ static int rebuild_prefix(Encoder *self, Stream *s)
 }
 
 PyDoc_STRVAR(configure_stream_doc,
-"configure_stream(tp_id, fingerprint, stream, fixed_size, fields)\n\n"
+"configure_stream(tp_id, framing, stream, fixed_size, fields)\n\n"
+"framing: the bytes every value starts with (single-object: C3 01 + fingerprint;\n"
+"Schema Registry: 00 + 4-byte schema id), at most 16.\n"
 "fields: sequence of (kind, offset, size, hex, len_offset, enum_values, name) in Avro\n"
 "order; enum_values is a tuple of ints or strs (symbol i+1) or None.");
 
@@ -423,14 +424,15 @@ static PyObject *Encoder_configure_stream(Encoder *self, PyObject *args)
     PyObject *fields;
     if (!PyArg_ParseTuple(args, "iy*s#IO", &tp, &fp, &stream, &stream_len, &fixed_size, &fields))
         return NULL;
-    if (tp <= 0 || tp >= MAX_STREAMS || fp.len != 8) {
+    if (tp <= 0 || tp >= MAX_STREAMS || fp.len > 16) {
         PyBuffer_Release(&fp);
-        PyErr_SetString(PyExc_ValueError, "tp_id must be 1..255 and fingerprint 8 bytes");
+        PyErr_SetString(PyExc_ValueError, "tp_id must be 1..255 and framing at most 16 bytes");
         return NULL;
     }
     Stream *s = &self->streams[tp];
     free_stream(s);
-    memcpy(s->fingerprint, fp.buf, 8);
+    memcpy(s->framing, fp.buf, (size_t)fp.len);
+    s->framing_len = fp.len;
     PyBuffer_Release(&fp);
     s->fixed_size = fixed_size;
     s->stream = PyMem_Malloc((size_t)stream_len + 1);

@@ -12,7 +12,7 @@ class Encoder:
     def configure_stream(
         self,
         tp_id: int,
-        fingerprint: bytes,
+        framing: bytes,
         stream: str,
         fixed_size: int,
         fields: Sequence[FieldRow],

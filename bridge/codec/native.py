@@ -61,10 +61,11 @@ def field_rows(layout: RecordLayout) -> list[_native.FieldRow]:
 
 
 def configure(encoder: _native.Encoder, specs: Iterable[EventSpec], store: SchemaStore) -> None:
-    """Teach ``encoder`` every stream in ``specs``, fingerprinted by the committed schema."""
+    """Teach ``encoder`` every stream in ``specs``, framed as single-object encoding of
+    the committed schema (a registry mode only changes the framing bytes)."""
     for spec in specs:
         known = store.by_name(full_name(event_schema(spec)))
         layout = compute_layout(spec)
         encoder.configure_stream(
-            spec.tp_id, known.fingerprint, spec.name, layout.fixed_size, field_rows(layout)
+            spec.tp_id, known.header, spec.name, layout.fixed_size, field_rows(layout)
         )
