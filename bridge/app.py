@@ -34,8 +34,8 @@ from bridge.sinks.kafka.producer import Headers, KafkaSink, Route
 from bridge.sinks.kafka.topics import (
     admin_client,
     all_topics,
-    check_reachable,
     bridge_topic,
+    check_reachable,
     dead_letter_topic,
     ensure_topics,
     event_topic,

@@ -32,7 +32,7 @@ MAX_PAYLOAD_CAPTURE = 2 * 1024 * 1024 - 1
 # Ring sizes in KiB. A net record is 168 B + the captured payload; at 200k msgs/s with a
 # 5 ms poll interval about 1,000 records (~700 KiB at 512 B payloads) arrive between
 # drains, so 16 MiB absorbs ~100 ms of consumer stall. utxocache bursts thousands of
-# events per block connect (80 B each); 8 MiB holds ~100k.
+# events per block connect (88 B each); 8 MiB holds ~95k.
 DEFAULT_RING_KIB: dict[str, int] = {
     "net": 16384,
     "validation": 256,
@@ -60,6 +60,7 @@ class UsdtSourceConfig(_Model):
     )
     tracepoints: tuple[str, ...] = Field(
         ("*",),
+        min_length=1,
         description="Tracepoints to attach: globs over 'subsystem:event', or subsystem names "
         "(e.g. 'mempool', 'net:*_message').",
     )
@@ -243,6 +244,12 @@ def load_settings(
             tomllib.loads(config_file.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {config_file} does not exist") from None
+        except OSError as error:  # a directory, no permission, ...
+            raise ConfigError(
+                f"config file {config_file} cannot be read: {error.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {config_file} is not UTF-8 (TOML must be)") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {config_file} is not valid TOML: {error}") from None
     _CONFIG_FILE.path = config_file

@@ -8,6 +8,7 @@ but the brokers and the ``avro/`` files.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ def _consumer(bootstrap_servers: str) -> Consumer:
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "fetch.max.bytes": 64 * 1024 * 1024,
+            "logger": logging.getLogger("librdkafka"),
         }
     )
 

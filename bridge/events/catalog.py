@@ -511,8 +511,13 @@ def _check_catalogue() -> None:
             raise ValueError(f"{spec.name}: at most one payload field")
         for payload in payloads:
             assert payload.length_of is not None
-            if spec.field_named(payload.length_of).kind is not Kind.U64:
+            length = spec.field_named(payload.length_of)
+            if length.kind is not Kind.U64:
                 raise ValueError(f"{spec.name}: payload length must be a u64 argument")
+            # The generated handler reads arguments in order and bounds the payload copy by
+            # the length it already read; a length read later would capture nothing.
+            if spec.fields.index(length) > spec.fields.index(payload):
+                raise ValueError(f"{spec.name}: the payload's length must come before it")
 
 
 _check_catalogue()

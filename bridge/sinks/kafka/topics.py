@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -46,7 +47,10 @@ def all_topics(prefix: str, subsystems: Iterable[str] = SUBSYSTEMS) -> list[str]
 
 
 def admin_client(config: KafkaConfig) -> AdminClient:
-    conf: dict[str, str | int | float | bool] = {"bootstrap.servers": _servers(config)}
+    conf: dict[str, Any] = {  # Any: the stubs omit the logger option
+        "bootstrap.servers": _servers(config),
+        "logger": logging.getLogger("librdkafka"),  # not librdkafka's raw stderr lines
+    }
     conf.update(config.librdkafka)
     return AdminClient(conf)
 
