@@ -13,6 +13,7 @@ import click
 
 from bridge import __version__
 from bridge.cli.bench import bench_group
+from bridge.cli.demo import demo_command
 from bridge.cli.gen import gen_command
 from bridge.cli.run import run_command
 from bridge.cli.schemas import schemas_command
@@ -51,6 +52,7 @@ def main(log_level: str) -> None:
 
 
 main.add_command(run_command)
+main.add_command(demo_command)
 main.add_command(tail_command)
 main.add_command(schemas_command)
 main.add_command(gen_command)
