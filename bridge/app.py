@@ -136,6 +136,10 @@ class Bridge:
                 self.sessions_completed += 1
                 if not self.settings.usdt.reattach:
                     break
+        except BaseException as error:
+            # A supervisor reading the status file must see that the bridge died.
+            self.status.update("failed", error=f"{type(error).__name__}: {error}")
+            raise
         finally:
             self.sink.close()
         self.status.update("stopped", sessions=self.sessions_completed, **self._last_books)
@@ -188,13 +192,19 @@ class Bridge:
             pass
         remaining = self.sink.flush(FINISH_FLUSH_S)
         if remaining:
+            # What was never sent is purged (and counted); what was sent may still be
+            # written by the broker, so wait for Kafka's verdict on it, which
+            # message_timeout_ms bounds, before the books are declared final.
+            settle_s = self.settings.kafka.message_timeout_ms / 1000 + 5
             log.error(
-                "Kafka did not acknowledge %d records within %.0f s; counting them as "
-                "producer losses.",
+                "Kafka did not acknowledge %d records within %.0f s; purging the unsent "
+                "ones (counted as producer losses) and waiting up to %.0f s for the rest.",
                 remaining,
                 FINISH_FLUSH_S,
+                settle_s,
             )
             self.sink.purge()
+            self.sink.flush(settle_s)
         books = self._heartbeat(ledger, final=True)
         if self.sink.flush(FINISH_FLUSH_S):
             log.error("The final ledger of session %s was not delivered.", session.session_id)
@@ -256,7 +266,10 @@ class Bridge:
             topic, value, self._bridge_headers(HEARTBEAT_SCHEMA, ledger.source.name.lower())
         )
         if self.on_books is not None:
-            self.on_books(books)
+            try:
+                self.on_books(books)
+            except Exception:  # an observer must never cost the books their SESSION_END
+                log.exception("The ledger observer failed; the bridge carries on.")
         return books
 
     def _dead_letter(

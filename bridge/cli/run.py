@@ -39,10 +39,13 @@ def flag_overrides(**flags: Any) -> dict[str, Any]:
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
-    """SIGINT/SIGTERM end the current session cleanly (final ledger included)."""
+    """The first SIGINT/SIGTERM ends the current session cleanly (final ledger included);
+    a second one is the default action, for when waiting on Kafka is not wanted."""
 
     def handler(signum: int, frame: object) -> None:
         stop.set()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

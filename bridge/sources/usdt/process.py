@@ -2,14 +2,15 @@
 
 A PID alone is not an identity: after bitcoind exits, the kernel may hand its PID to
 something else. A process is therefore identified by (pid, start time) from
-``/proc/<pid>/stat``, and a restarted node is found again by its pidfile or by the
-binary it executes.
+``/proc/<pid>/stat``, and a restarted node is found again by its pidfile, or by the
+binary it executes together with its arguments: one host often runs several nodes from
+one binary (mainnet and signet, say), told apart only by ``-datadir``/``-chain``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -22,6 +23,7 @@ class NodeProcess:
     pid: int
     exe: Path
     start_ticks: int
+    arguments: tuple[str, ...] = field(default=(), compare=False)  # argv[1:]
 
     def alive(self) -> bool:
         """True while this very process (not a PID reuse) is running and not a zombie."""
@@ -47,9 +49,11 @@ def process_by_pid(pid: int) -> NodeProcess | None:
         return None
     try:
         exe = Path(os.readlink(PROC / str(pid) / "exe"))
+        argv = (PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    return NodeProcess(pid=pid, exe=exe, start_ticks=stat[1])
+    arguments = tuple(arg.decode(errors="replace") for arg in argv[1:] if arg)
+    return NodeProcess(pid=pid, exe=exe, start_ticks=stat[1], arguments=arguments)
 
 
 def process_by_pidfile(pidfile: Path) -> NodeProcess | None:
@@ -61,13 +65,22 @@ def process_by_pidfile(pidfile: Path) -> NodeProcess | None:
     return process_by_pid(pid)
 
 
-def process_by_binary(binary: Path) -> NodeProcess | None:
-    """The oldest running process executing ``binary`` (the node, not a short-lived helper)."""
+def process_by_binary(binary: Path, arguments: tuple[str, ...] | None = None) -> NodeProcess | None:
+    """The oldest running process executing ``binary`` (the node, not a short-lived
+    helper), with exactly ``arguments`` if they are given."""
+    found = processes_by_binary(binary)
+    if arguments is not None:
+        found = [node for node in found if node.arguments == arguments]
+    return found[0] if found else None
+
+
+def processes_by_binary(binary: Path) -> list[NodeProcess]:
+    """Every running process executing ``binary``, oldest first."""
     try:
         target = binary.resolve(strict=True)
         target_stat = target.stat()
     except OSError:
-        return None
+        return []
     found: list[NodeProcess] = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
@@ -79,4 +92,4 @@ def process_by_binary(binary: Path) -> NodeProcess | None:
             continue
         if same and (node := process_by_pid(int(entry.name))) is not None:
             found.append(node)
-    return min(found, key=lambda n: n.start_ticks) if found else None
+    return sorted(found, key=lambda n: n.start_ticks)

@@ -1,8 +1,9 @@
 """The USDT source: find the node process, attach, and find it again after a restart.
 
 A node is found by ``--pid`` (first attachment only; afterwards by the binary that PID
-was running, since a restarted node has a new PID), by ``--pidfile`` (re-read every
-time), or by ``--binary`` (the running process executing it).
+was running and the same arguments, since a restarted node has a new PID), by
+``--pidfile`` (re-read every time), or by ``--binary`` (the oldest process executing
+it; with several, ``--pidfile`` is the way to choose).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bridge.sources.usdt.process import (
     process_by_binary,
     process_by_pid,
     process_by_pidfile,
+    processes_by_binary,
 )
 from bridge.sources.usdt.program import ProgramOptions
 from bridge.sources.usdt.selection import select_events, split_by_presence
@@ -101,7 +103,9 @@ class UsdtSource:
             wakeup=config.wakeup,
         )
         self._binary: Path | None = config.binary
+        self._arguments: tuple[str, ...] | None = None  # set when --pid named the node
         self._first = True
+        self._warned_ambiguous: set[int] = set()
         self._reported_missing: set[str] = set()
         self._last_node: NodeProcess | None = None
 
@@ -113,9 +117,21 @@ class UsdtSource:
             if node is None:
                 raise NodeNotFoundError(f"no running process has pid {self.config.pid}")
             self._binary = node.exe
+            self._arguments = node.arguments
             return node
         assert self._binary is not None
-        return process_by_binary(self._binary)
+        if self._arguments is not None:
+            return process_by_binary(self._binary, self._arguments)
+        candidates = processes_by_binary(self._binary)
+        if len(candidates) > 1 and candidates[0].pid not in self._warned_ambiguous:
+            self._warned_ambiguous.add(candidates[0].pid)
+            log.warning(
+                "%d processes run %s (pids %s); tracing the oldest. Use --pidfile to choose.",
+                len(candidates),
+                self._binary,
+                ", ".join(str(c.pid) for c in candidates),
+            )
+        return candidates[0] if candidates else None
 
     def next_session(self, stop: threading.Event) -> UsdtSourceSession | None:
         waiting_logged = False

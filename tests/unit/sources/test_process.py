@@ -17,6 +17,7 @@ from bridge.sources.usdt.process import (
     process_by_binary,
     process_by_pid,
     process_by_pidfile,
+    processes_by_binary,
 )
 
 SLEEP = shutil.which("sleep")
@@ -274,3 +275,24 @@ def test_process_by_binary_ignores_zombies(spawn: Spawn, node_binary: Path) -> N
 
 def test_process_by_missing_binary(tmp_path: Path) -> None:
     assert process_by_binary(tmp_path / "nope") is None
+
+
+def test_two_nodes_of_one_binary_are_told_apart_by_their_arguments(
+    node_binary: Path,
+) -> None:
+    """Mainnet and signet from one bitcoind: a restarted node must be found by its own
+    arguments, never by being the oldest process that runs the binary."""
+    mainnet = subprocess.Popen([str(node_binary), "30"])
+    time.sleep(TICK_GAP_S)
+    signet = subprocess.Popen([str(node_binary), "31"])
+    try:
+        node = process_by_binary(node_binary, ("31",))
+        assert node is not None
+        assert node.pid == signet.pid
+        assert node.arguments == ("31",)
+        assert process_by_binary(node_binary, ("32",)) is None
+        assert [n.pid for n in processes_by_binary(node_binary)] == [mainnet.pid, signet.pid]
+    finally:
+        for child in (mainnet, signet):
+            child.kill()
+            child.wait()
