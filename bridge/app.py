@@ -10,14 +10,11 @@ books are then closed in an order that makes them exact (see :meth:`Bridge._fini
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ from bridge.sinks.kafka.topics import (
     event_topic,
 )
 from bridge.sources.base import Source, SourceSession
+from bridge.status import StatusFile
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +64,6 @@ def wall_offset_ns() -> int:
     return best[1]
 
 
-@dataclass
-class BridgeStatus:
-    """What the status file says; for operators, supervisors and tests."""
-
-    path: Path | None
-    state: str = "starting"
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def update(self, state: str, **details: Any) -> None:
-        self.state = state
-        self.details = details
-        if self.path is None:
-            return
-        payload = {"state": state, "bridge_pid": os.getpid(), "updated_ns": time.time_ns()}
-        payload.update(details)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        tmp.replace(self.path)
-
-
 class Bridge:
     """Runs sessions from one source until stopped."""
 
@@ -101,7 +79,7 @@ class Bridge:
         self.settings = settings
         self.source = source
         self.stop = stop or threading.Event()
-        self.status = BridgeStatus(status_file)
+        self.status = StatusFile(status_file)
         self.on_books = on_books
         self.store: SchemaStore = committed_schemas()
         self.encoder = _native.Encoder()

@@ -14,7 +14,6 @@ draining, encoding, producing and settling every record of the run.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.emulator import PingStage, StageReport, UsdtNode, UsdtScenario, build_usdt_node
+from bridge.status import BridgeExited, StatusFile
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STREAMS = ("net:inbound_message", "net:outbound_message")
@@ -117,24 +117,18 @@ class BridgeProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def status(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.status_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {"state": "starting"}
-        return data
-
     def wait_for(self, state: str, not_session: str | None, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the bridge exited:\n{self._log_tail()}")
-            status = self.status()
-            fresh = not_session is None or status.get("session_id") != not_session
-            if status["state"] == state and fresh:
-                return status
-            time.sleep(0.02)
-        raise TimeoutError(f"bridge did not reach {state!r}:\n{self._log_tail()}")
+        try:
+            status = StatusFile(self.status_path).wait_for(
+                state,
+                timeout=timeout,
+                not_session=not_session,
+                still_running=lambda: self.process.poll() is None,
+            )
+        except (BridgeExited, TimeoutError) as error:
+            raise RuntimeError(f"{error}; the bridge's log ends:\n{self._log_tail()}") from None
+        assert status is not None  # not interruptible
+        return status
 
     def _log_tail(self, lines: int = 20) -> str:
         self._log.flush()

@@ -15,7 +15,6 @@ fallback (a second Ctrl-C, or a session that does not end in time).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 import threading
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from bridge.app import FINISH_FLUSH_S, Bridge
 from bridge.cli.kafka_target import local_broker
@@ -39,6 +38,7 @@ from bridge.ledger import StreamLedger
 from bridge.sinks.kafka.topics import admin_client, all_topics, check_reachable
 from bridge.sources.usdt.selection import select_events
 from bridge.sources.usdt.source import UsdtSource
+from bridge.status import BridgeExited, StatusFile
 
 log = logging.getLogger(__name__)
 
@@ -119,25 +119,20 @@ class BridgeRunner:
         return self._thread.is_alive()
 
     def status(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.status_file.read_text())
-        except (OSError, ValueError):
-            return {"state": "starting"}
-        return data
+        return StatusFile(self.status_file).read()
 
     def wait_attached(self, interrupted: threading.Event) -> dict[str, Any] | None:
         """The status once attached; None if interrupted. Raises the bridge's own error
         if it failed to start (unreachable Kafka, BPF that does not load, ...)."""
-        deadline = time.monotonic() + ATTACH_TIMEOUT_S
-        while time.monotonic() < deadline:
-            status = self.status()
-            if status.get("state") == "attached":
-                return status
-            if not self.running:
-                self._raise_error(f"the bridge stopped before attaching: {status}")
-            if interrupted.wait(WAIT_STEP_S):
-                return None
-        raise TimeoutError(f"the bridge did not attach within {ATTACH_TIMEOUT_S:.0f} s")
+        try:
+            return StatusFile(self.status_file).wait_for(
+                "attached",
+                timeout=ATTACH_TIMEOUT_S,
+                still_running=lambda: self.running,
+                interrupted=interrupted,
+            )
+        except BridgeExited as exited:
+            self._raise_error(str(exited))
 
     def finish(self, hurry: threading.Event) -> bool:
         """Wait for the session to close by itself (the node has exited); set the stop
@@ -163,7 +158,7 @@ class BridgeRunner:
             self.stop.set()
             self._thread.join(BRIDGE_ABORT_TIMEOUT_S)
 
-    def _raise_error(self, fallback: str) -> None:
+    def _raise_error(self, fallback: str) -> NoReturn:
         if self.error is not None:
             raise self.error
         raise RuntimeError(fallback)

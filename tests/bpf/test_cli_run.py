@@ -12,24 +12,12 @@ import pytest
 
 from bridge.emulator import UsdtNode, UsdtScenario
 from bridge.resources import REPO_ROOT
+from bridge.status import StatusFile
 from tests.support.pipeline import read_topics, verdicts
 
 pytestmark = [pytest.mark.bpf, pytest.mark.kafka, pytest.mark.slow]
 
 TRACEBRIDGE = REPO_ROOT / ".venv" / "bin" / "tracebridge"
-
-
-def wait_state(status: Path, state: str, timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            current: dict[str, object] = json.loads(status.read_text())
-            if current["state"] == state:
-                return current
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(state)
 
 
 def test_run_streams_until_sigint_and_closes_the_books(
@@ -54,7 +42,9 @@ def test_run_streams_until_sigint_and_closes_the_books(
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_state(status, "attached")
+        StatusFile(status).wait_for(
+            "attached", timeout=60, still_running=lambda: bridge.poll() is None
+        )
         node.go()
         time.sleep(3)
         bridge.send_signal(signal.SIGINT)  # the node keeps firing: probes are detached first

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import defaultdict
@@ -20,6 +19,7 @@ from bridge.events.decoder import as_long, trim_partial_utf8
 from bridge.events.spec import Kind
 from bridge.sinks.kafka.topics import all_topics
 from bridge.sources.usdt.source import UsdtSource
+from bridge.status import BridgeExited, StatusFile
 from bridge.verify import StreamVerdict, verify_records
 
 
@@ -42,26 +42,19 @@ class RunningBridge:
     status_file: Path
     errors: list[BaseException] = field(default_factory=list)
 
-    def status(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.status_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {"state": "starting"}
-        return data
-
     def wait_for(
         self, state: str, timeout: float = 60.0, session_not: str | None = None
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        try:
+            status = StatusFile(self.status_file).wait_for(
+                state, timeout=timeout, not_session=session_not, still_running=self.thread.is_alive
+            )
+        except BridgeExited:
             if self.errors:
-                raise self.errors[0]
-            current = self.status()
-            fresh = session_not is None or current.get("session_id") != session_not
-            if current["state"] == state and fresh:
-                return current
-            time.sleep(0.05)
-        raise TimeoutError(f"bridge never reached {state!r}; last status {self.status()}")
+                raise self.errors[0] from None
+            raise
+        assert status is not None
+        return status
 
 
 @contextmanager
