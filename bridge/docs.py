@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from bridge.config import BridgeSettings, KafkaConfig, UsdtSourceConfig
 from bridge.events.avro_schema import STABILITY_PROPERTY
-from bridge.events.catalog import EVENTS
+from bridge.events.catalog import ALL_EVENTS
 from bridge.events.envelope import DEAD_LETTER_SCHEMA, HEARTBEAT_SCHEMA
 from bridge.sinks.kafka.topics import bridge_topic, dead_letter_topic, event_topic
 
@@ -28,21 +28,23 @@ END = "<!-- END GENERATED: {name} -->"
 def schemas_block(prefix: str = "tracebridge") -> str:
     """Markdown table: tracepoint, argument count, topic, Avro record, stability."""
     lines = [
-        "| tracepoint | args | topic | Avro record | stability |",
-        "|---|---|---|---|---|",
+        "| event | sources | fields | topic | Avro record | stability |",
+        "|---|---|---|---|---|---|",
     ]
-    for spec in EVENTS:
+    for spec in ALL_EVENTS:
         record = f"{spec.subsystem}.{spec.record_name}"
         lines.append(
-            f"| `{spec.name}` | {len(spec.fields)} | `{event_topic(prefix, spec.subsystem)}` | "
-            f"`{record}` | {spec.stability.value} |"
+            f"| `{spec.name}` | {', '.join(spec.sources)} | {len(spec.fields)} | "
+            f"`{event_topic(prefix, spec.subsystem)}` | `{record}` | {spec.stability.value} |"
         )
     for topic, schema in (
         (bridge_topic(prefix), HEARTBEAT_SCHEMA),
         (dead_letter_topic(prefix), DEAD_LETTER_SCHEMA),
     ):
         name = f"bridge.{schema['name']}"
-        lines.append(f"| (bridge) | - | `{topic}` | `{name}` | {schema[STABILITY_PROPERTY]} |")
+        lines.append(
+            f"| (bridge) | all | - | `{topic}` | `{name}` | {schema[STABILITY_PROPERTY]} |"
+        )
     return "\n".join(lines)
 
 

@@ -11,6 +11,8 @@ Mapping rules, applied to every field so no schema is written by hand:
   plus ``<name>_raw`` (null unless the value was not in the enum, so nothing is lost
   when Bitcoin Core adds a value before the catalogue does).
 * ``payload`` → ``bytes`` plus ``<name>_truncated``.
+* IPC kinds: ``f64`` → ``double``, ``text`` → ``string``, ``data`` → ``bytes``,
+  ``list`` → an array of the nested record.
 
 Each schema is self-contained (the envelope and shared named types are inlined at
 first use) because Avro single-object encoding fingerprints one complete schema.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.events.catalog import EVENTS
+from bridge.events.catalog import ALL_EVENTS
 from bridge.events.envelope import (
     DEAD_LETTER_SCHEMA,
     HEARTBEAT_SCHEMA,
@@ -38,6 +40,9 @@ _PRIMITIVE: dict[Kind, str] = {
     Kind.U64: "long",
     Kind.BOOL: "boolean",
     Kind.CSTR: "string",
+    Kind.F64: "double",
+    Kind.TEXT: "string",
+    Kind.DATA: "bytes",
 }
 
 
@@ -98,6 +103,23 @@ def avro_fields(spec: FieldSpec, defined: set[str]) -> list[dict[str, Any]]:
                 "doc": f"True if fewer bytes were captured than {spec.length_of} says.",
             },
         ]
+    if spec.kind is Kind.LIST:
+        assert spec.items is not None
+        items = spec.items
+        record: dict[str, Any] | str = f"{NAMESPACE}.{items.name}"
+        if record not in defined:
+            defined.add(str(record))
+            nested: list[dict[str, Any]] = []
+            for item_field in items.fields:
+                nested.extend(avro_fields(item_field, defined))
+            record = {
+                "type": "record",
+                "name": items.name,
+                "namespace": NAMESPACE,
+                "doc": items.doc,
+                "fields": nested,
+            }
+        return [{**base, "type": {"type": "array", "items": record}}]
     if spec.enum is not None:
         raw_type = "string" if spec.kind is Kind.CSTR else "long"
         return [
@@ -125,6 +147,7 @@ def event_schema(spec: EventSpec) -> dict[str, Any]:
         "doc": spec.doc,
         STABILITY_PROPERTY: spec.stability.value,
         "tracebridge.tracepoint": spec.name,
+        "tracebridge.sources": list(spec.sources),
         "tracebridge.since": spec.since,
         "fields": fields,
     }
@@ -133,7 +156,7 @@ def event_schema(spec: EventSpec) -> dict[str, Any]:
 def schema_files() -> dict[str, dict[str, Any]]:
     """Every schema the bridge writes, keyed by its path under ``avro/``."""
     files: dict[str, dict[str, Any]] = {}
-    for spec in EVENTS:
+    for spec in ALL_EVENTS:
         files[f"{spec.subsystem}/{spec.record_name}.avsc"] = event_schema(spec)
     files["bridge/Heartbeat.avsc"] = HEARTBEAT_SCHEMA
     files["bridge/DeadLetter.avsc"] = DEAD_LETTER_SCHEMA

@@ -14,7 +14,15 @@ source, the codec or the producer needs to change: they are driven by this table
 
 from __future__ import annotations
 
-from bridge.events.spec import EnumSpec, EventSpec, FieldSpec, Kind, Stability
+from bridge.events.spec import (
+    USDT_KINDS,
+    EnumSpec,
+    EventSpec,
+    FieldSpec,
+    IpcBinding,
+    Kind,
+    Stability,
+)
 
 # --- enums -----------------------------------------------------------------------
 
@@ -140,6 +148,27 @@ def _txid(name: str = "txid", doc: str = "Transaction id (txid, not wtxid).") ->
     return FieldSpec(name, Kind.HASH32, doc)
 
 
+# PR #32898's UtxoInfo carries exactly the utxocache tracepoints' arguments.
+_UTXO_INFO = (
+    ("txid", "outpointHash"),
+    ("index", "outpointN"),
+    ("height", "height"),
+    ("value", "value"),
+    ("is_coinbase", "isCoinbase"),
+)
+
+# The 0xB10C prototype's NetMessage carries the net:*_message arguments; `inbound`
+# chooses the record and `timestampUs` (CLOCK_MONOTONIC) gives the event time.
+_NET_MESSAGE = (
+    ("peer_id", "peerId"),
+    ("peer_addr", "peerAddr"),
+    ("conn_type", "connType"),
+    ("msg_type", "msgType"),
+    ("msg_size", "msgSize"),
+    ("msg", "payload"),
+)
+
+
 def _utxo_fields(height_doc: str) -> tuple[FieldSpec, ...]:
     return (
         _txid("txid", "Txid of the outpoint."),
@@ -208,6 +237,7 @@ EVENTS: tuple[EventSpec, ...] = (
         stability=Stability.EXPERIMENTAL,
         doc="A P2P message taken off a peer's receive queue, before it is processed.",
         fields=_message_fields(),
+        ipc=IpcBinding("NetMessageTrace", "messages", _NET_MESSAGE),
     ),
     EventSpec(
         tp_id=2,
@@ -216,6 +246,7 @@ EVENTS: tuple[EventSpec, ...] = (
         stability=Stability.EXPERIMENTAL,
         doc="A P2P message queued for sending to a peer (CConnman::PushMessage).",
         fields=_message_fields(),
+        ipc=IpcBinding("NetMessageTrace", "messages", _NET_MESSAGE),
     ),
     EventSpec(
         tp_id=3,
@@ -319,6 +350,7 @@ EVENTS: tuple[EventSpec, ...] = (
         stability=Stability.EXPERIMENTAL,
         doc="A coin was added to a coins cache (any CCoinsViewCache, temporary ones too).",
         fields=_utxo_fields("Height at which the coin was created."),
+        ipc=IpcBinding("UtxoCacheTrace", "add", _UTXO_INFO),
     ),
     EventSpec(
         tp_id=11,
@@ -327,6 +359,7 @@ EVENTS: tuple[EventSpec, ...] = (
         stability=Stability.EXPERIMENTAL,
         doc="A coin was spent in a coins cache.",
         fields=_utxo_fields("The coin's nHeight (height at which it was created)."),
+        ipc=IpcBinding("UtxoCacheTrace", "spend", _UTXO_INFO),
     ),
     EventSpec(
         tp_id=12,
@@ -335,6 +368,7 @@ EVENTS: tuple[EventSpec, ...] = (
         stability=Stability.EXPERIMENTAL,
         doc="A coin was removed from a coins cache without being spent.",
         fields=_utxo_fields("The coin's nHeight (height at which it was created)."),
+        ipc=IpcBinding("UtxoCacheTrace", "uncache", _UTXO_INFO),
     ),
     # mempool
     EventSpec(
@@ -488,20 +522,296 @@ EVENTS: tuple[EventSpec, ...] = (
     ),
 )
 
-SUBSYSTEMS: tuple[str, ...] = ("net", "validation", "utxocache", "mempool", "coin_selection")
+# --- events that exist only over IPC ------------------------------------------------
+# Cap'n Proto types them already, so they have no ring layout. Proposed interfaces carry
+# Stability.PROPOSED: they exist only on Bitcoin Core PR branches (schemas/README.md).
 
-BY_NAME: dict[str, EventSpec] = {spec.name: spec for spec in EVENTS}
-BY_TP_ID: dict[int, EventSpec] = {spec.tp_id: spec for spec in EVENTS}
+MEMPOOL_REMOVAL_REASON_CODE = EnumSpec(
+    name="MemPoolRemovalReason",
+    doc="enum class MemPoolRemovalReason (src/kernel/mempool_removal_reason.h), as Int32.",
+    values=tuple((code, symbol) for code, (_, symbol) in enumerate(REMOVAL_REASON.values)),
+)
+
+SYNC_STATE = EnumSpec(
+    name="SynchronizationState",
+    doc="enum class SynchronizationState in src/validation.h.",
+    values=((0, "INIT_REINDEX"), (1, "INIT_DOWNLOAD"), (2, "POST_INIT")),
+)
+
+
+def _tx_fields() -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec("tx", Kind.DATA, "The serialized transaction, as the node sent it."),
+        FieldSpec("txid", Kind.HASH32, "Txid, computed by the bridge from tx."),
+        FieldSpec("wtxid", Kind.HASH32, "Wtxid, computed by the bridge from tx."),
+        FieldSpec("vsize", Kind.I64, "Virtual size, computed by the bridge from tx.", "vbytes"),
+    )
+
+
+_TX_DERIVED = ("txid", "wtxid", "vsize")
+
+
+def _role_fields() -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec("role_validated", Kind.BOOL, "ChainstateRole.validated."),
+        FieldSpec("role_historical", Kind.BOOL, "ChainstateRole.historical (background sync)."),
+    )
+
+
+def _block_info_fields() -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec("block_hash", Kind.HASH32, "Block hash (BlockInfo.hash)."),
+        FieldSpec("prev_hash", Kind.HASH32, "Previous block hash (BlockInfo.prevHash)."),
+        FieldSpec("height", Kind.I32, "Block height (-1 if not set)."),
+        FieldSpec("file_number", Kind.I32, "blk file number (-1 if not set)."),
+        FieldSpec("data_pos", Kind.U32, "Position in the blk file."),
+        FieldSpec(
+            "chain_time_max", Kind.U32, "Max block time up to this block.", "s since UNIX epoch"
+        ),
+        FieldSpec("block", Kind.DATA, "Serialized block, when the node sends it (else empty)."),
+    )
+
+
+_BLOCK_INFO = (
+    ("block_hash", "block.hash"),
+    ("prev_hash", "block.prevHash"),
+    ("height", "block.height"),
+    ("file_number", "block.fileNumber"),
+    ("data_pos", "block.dataPos"),
+    ("chain_time_max", "block.chainTimeMax"),
+    ("block", "block.data"),
+)
+_ROLE = (("role_validated", "role.validated"), ("role_historical", "role.historical"))
+
+
+def _tip_fields() -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec("sync_state", Kind.I32, "Synchronization state.", enum=SYNC_STATE),
+        FieldSpec("height", Kind.I32, "Tip height."),
+        FieldSpec("block_time", Kind.I64, "Tip block time.", "s since UNIX epoch"),
+        FieldSpec("block_hash", Kind.HASH32, "Tip hash."),
+        FieldSpec("verification_progress", Kind.F64, "Estimated verification progress, 0..1."),
+    )
+
+
+_TIP = (
+    ("sync_state", "syncState"),
+    ("height", "tip.blockHeight"),
+    ("block_time", "tip.blockTime"),
+    ("block_hash", "tip.blockHash"),
+    ("verification_progress", "verificationProgress"),
+)
+
+
+def _proposed(
+    tp_id: int,
+    context: str,
+    subsystem: str,
+    event: str,
+    doc: str,
+    fields: tuple[FieldSpec, ...],
+    ipc: IpcBinding,
+    since: str,
+) -> EventSpec:
+    return EventSpec(
+        tp_id=tp_id,
+        subsystem=subsystem,
+        event=event,
+        context=context,
+        stability=Stability.PROPOSED,
+        doc=doc,
+        fields=fields,
+        usdt=False,
+        ipc=ipc,
+        since=since,
+    )
+
+
+IPC_EVENTS: tuple[EventSpec, ...] = (
+    _proposed(
+        32,
+        "chain",
+        "mempool",
+        "transaction_added_to_mempool",
+        "ChainNotifications.transactionAddedToMempool: a transaction entered the mempool.",
+        _tx_fields(),
+        IpcBinding("ChainNotifications", "transactionAddedToMempool", (("tx", "tx"),), _TX_DERIVED),
+        "PR #29409",
+    ),
+    _proposed(
+        33,
+        "chain",
+        "mempool",
+        "transaction_removed_from_mempool",
+        "ChainNotifications.transactionRemovedFromMempool: a transaction left the mempool.",
+        (
+            *_tx_fields(),
+            FieldSpec("reason", Kind.I32, "Why it was removed.", enum=MEMPOOL_REMOVAL_REASON_CODE),
+        ),
+        IpcBinding(
+            "ChainNotifications",
+            "transactionRemovedFromMempool",
+            (("tx", "tx"), ("reason", "reason")),
+            _TX_DERIVED,
+        ),
+        "PR #29409",
+    ),
+    _proposed(
+        34,
+        "chain",
+        "validation",
+        "block_connected",
+        "ChainNotifications.blockConnected: a block was connected to a chainstate.",
+        (*_role_fields(), *_block_info_fields()),
+        IpcBinding("ChainNotifications", "blockConnected", (*_ROLE, *_BLOCK_INFO)),
+        "PR #29409",
+    ),
+    _proposed(
+        35,
+        "chain",
+        "validation",
+        "block_disconnected",
+        "ChainNotifications.blockDisconnected: a block was disconnected (reorg).",
+        _block_info_fields(),
+        IpcBinding("ChainNotifications", "blockDisconnected", _BLOCK_INFO),
+        "PR #29409",
+    ),
+    _proposed(
+        36,
+        "chain",
+        "validation",
+        "updated_block_tip",
+        "ChainNotifications.updatedBlockTip: the active tip changed (no arguments).",
+        (),
+        IpcBinding("ChainNotifications", "updatedBlockTip"),
+        "PR #29409",
+    ),
+    _proposed(
+        37,
+        "chain",
+        "utxocache",
+        "chain_state_flushed",
+        "ChainNotifications.chainStateFlushed: the chainstate was flushed to disk.",
+        (*_role_fields(), FieldSpec("locator", Kind.DATA, "Serialized block locator.")),
+        IpcBinding("ChainNotifications", "chainStateFlushed", (*_ROLE, ("locator", "locator"))),
+        "PR #29409",
+    ),
+    _proposed(
+        40,
+        "node",
+        "node",
+        "num_connections_changed",
+        "Node.handleNotifyNumConnectionsChanged: the number of connections changed.",
+        (FieldSpec("num_connections", Kind.I32, "New number of connections.", "count"),),
+        IpcBinding(
+            "NotifyNumConnectionsChangedCallback",
+            "call",
+            (("num_connections", "newNumConnections"),),
+        ),
+        "PR #10102",
+    ),
+    _proposed(
+        41,
+        "node",
+        "node",
+        "network_active_changed",
+        "Node.handleNotifyNetworkActiveChanged: networking was switched on or off.",
+        (FieldSpec("network_active", Kind.BOOL, "Whether networking is now active."),),
+        IpcBinding(
+            "NotifyNetworkActiveChangedCallback", "call", (("network_active", "networkActive"),)
+        ),
+        "PR #10102",
+    ),
+    _proposed(
+        42,
+        "node",
+        "node",
+        "alert_changed",
+        "Node.handleNotifyAlertChanged: the node's warnings changed (no arguments).",
+        (),
+        IpcBinding("NotifyAlertChangedCallback", "call"),
+        "PR #10102",
+    ),
+    _proposed(
+        43,
+        "node",
+        "node",
+        "banned_list_changed",
+        "Node.handleBannedListChanged: the ban list changed (no arguments).",
+        (),
+        IpcBinding("BannedListChangedCallback", "call"),
+        "PR #10102",
+    ),
+    _proposed(
+        44,
+        "node",
+        "node",
+        "block_tip",
+        "Node.handleNotifyBlockTip: the active chain tip changed.",
+        _tip_fields(),
+        IpcBinding("NotifyBlockTipCallback", "call", _TIP),
+        "PR #10102",
+    ),
+    _proposed(
+        45,
+        "node",
+        "node",
+        "header_tip",
+        "Node.handleNotifyHeaderTip: the best header changed.",
+        _tip_fields(),
+        IpcBinding("NotifyHeaderTipCallback", "call", _TIP),
+        "PR #10102",
+    ),
+    EventSpec(
+        tp_id=60,
+        subsystem="validation",
+        event="tip_changed",
+        context="mining",
+        stability=Stability.EXPERIMENTAL,
+        doc="The tip seen through the merged Mining interface (getTip, then waitTipChanged): "
+        "what a real bitcoin-node offers over IPC today, with no proposal applied.",
+        fields=(
+            FieldSpec("block_hash", Kind.HASH32, "Tip hash (BlockRef.hash)."),
+            FieldSpec("height", Kind.I32, "Tip height (BlockRef.height)."),
+            FieldSpec("initial_block_download", Kind.BOOL, "Mining.isInitialBlockDownload()."),
+        ),
+        usdt=False,
+        ipc=IpcBinding(
+            "Mining",
+            "waitTipChanged",
+            (("block_hash", "result.hash"), ("height", "result.height")),
+            ("initial_block_download",),
+        ),
+        since="v30.0",
+    ),
+)
+
+SUBSYSTEMS: tuple[str, ...] = ("net", "validation", "utxocache", "mempool", "coin_selection")
+"""The USDT subsystems: each has a ring buffer and a topic."""
+TOPIC_SUBSYSTEMS: tuple[str, ...] = (*SUBSYSTEMS, "node")
+"""Every event topic; ``node`` carries IPC node notifications and polled snapshots."""
+
+ALL_EVENTS: tuple[EventSpec, ...] = (*EVENTS, *IPC_EVENTS)
+BY_NAME: dict[str, EventSpec] = {spec.name: spec for spec in ALL_EVENTS}
+BY_TP_ID: dict[int, EventSpec] = {spec.tp_id: spec for spec in ALL_EVENTS}
 
 
 def _check_catalogue() -> None:
     """Fail at import time on a catalogue that could corrupt recorded data."""
-    ids = [spec.tp_id for spec in EVENTS]
-    if len(set(ids)) != len(ids) or min(ids) < 1:
-        raise ValueError("tp_id values must be unique and positive")
-    if len(BY_NAME) != len(EVENTS):
+    ids = [spec.tp_id for spec in ALL_EVENTS]
+    # The native encoder indexes streams by tp_id in a 256-slot table.
+    if len(set(ids)) != len(ids) or min(ids) < 1 or max(ids) > 255:
+        raise ValueError("tp_id values must be unique and in 1..255")
+    if len(BY_NAME) != len(ALL_EVENTS):
         raise ValueError("event names must be unique")
+    for spec in IPC_EVENTS:
+        if spec.usdt or spec.ipc is None or spec.subsystem not in TOPIC_SUBSYSTEMS:
+            raise ValueError(f"{spec.name}: IPC-only events need an IPC binding and a topic")
     for spec in EVENTS:
+        if not spec.usdt:
+            raise ValueError(f"{spec.name}: EVENTS holds the USDT tracepoints")
+        if any(f.kind not in USDT_KINDS for f in spec.fields):
+            raise ValueError(f"{spec.name}: a USDT argument needs a ring storage rule")
         if spec.subsystem not in SUBSYSTEMS:
             raise ValueError(f"{spec.name}: unknown subsystem")
         if len(spec.fields) > 12:

@@ -23,6 +23,11 @@ class GeneratedFile:
     content: str
 
 
+def docs_root() -> Path:
+    """Where README.md and deploy/ live (a function, so tests can point it elsewhere)."""
+    return REPO_ROOT
+
+
 def render_schema(schema: object) -> str:
     """Stable JSON text for a committed ``.avsc`` file."""
     return json.dumps(schema, indent=2) + "\n"
@@ -32,10 +37,10 @@ def generated_files() -> list[GeneratedFile]:
     """Everything derived from the catalogue (and the config models), with its destination."""
     from bridge.docs import example_config, render_readme
 
-    readme = REPO_ROOT / "README.md"
+    readme = docs_root() / "README.md"
     files = [
         GeneratedFile(readme, render_readme(readme.read_text())),
-        GeneratedFile(REPO_ROOT / "deploy" / "tracebridge.example.toml", example_config()),
+        GeneratedFile(docs_root() / "deploy" / "tracebridge.example.toml", example_config()),
         GeneratedFile(bpf_dir() / "include" / "tracebridge_events.gen.h", events_header()),
         GeneratedFile(bpf_dir() / "include" / "tracebridge_probes.gen.h", probes_header()),
     ]

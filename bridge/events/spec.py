@@ -32,16 +32,30 @@ class Stability(enum.StrEnum):
 
 
 class Kind(enum.Enum):
-    """The shapes a probe argument can have, with their storage in the ring record."""
+    """The shapes a field can have.
+
+    The first eight are what USDT probe arguments look like (each has a storage rule in
+    the ring record). The last four occur only in IPC events, which Cap'n Proto types
+    already: they have no ring layout.
+    """
 
     I32 = "i32"
     U32 = "u32"
     I64 = "i64"
     U64 = "u64"
     BOOL = "bool"
-    HASH32 = "hash32"  # pointer to 32 bytes, stored in internal (little-endian) order
+    HASH32 = "hash32"  # 32 bytes in internal (little-endian) order: probe pointer or IPC Data
     CSTR = "cstr"  # pointer to a NUL-terminated string, stored in a bounded char array
     PAYLOAD = "payload"  # pointer to a byte buffer whose length is another argument
+    F64 = "f64"  # IPC Float64
+    TEXT = "text"  # IPC Text: unbounded
+    DATA = "data"  # IPC Data: unbounded bytes
+    LIST = "list"  # IPC List(Struct): an array of nested records
+
+
+USDT_KINDS = frozenset(
+    {Kind.I32, Kind.U32, Kind.I64, Kind.U64, Kind.BOOL, Kind.HASH32, Kind.CSTR, Kind.PAYLOAD}
+)
 
 
 # Size in the ring record and the C type used in the generated struct.
@@ -99,14 +113,50 @@ class FieldSpec:
     bound_provenance: str | None = None
     enum: EnumSpec | None = None
     length_of: str | None = None
+    items: RecordSpec | None = None  # LIST: the nested record of each element
 
     def __post_init__(self) -> None:
+        if self.kind is Kind.LIST and self.items is None:
+            raise ValueError(f"list field {self.name!r} needs items")
         if self.kind is Kind.CSTR and self.max_len is None:
             raise ValueError(f"C string field {self.name!r} needs max_len")
         if self.kind is Kind.PAYLOAD and self.length_of is None:
             raise ValueError(f"payload field {self.name!r} needs length_of")
         if self.enum is not None and self.kind not in (Kind.U32, Kind.I32, Kind.CSTR):
             raise ValueError(f"enum field {self.name!r} must be an integer or a C string")
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """A nested record (the elements of a LIST field), e.g. one peer of a snapshot."""
+
+    name: str
+    doc: str
+    fields: tuple[FieldSpec, ...]
+
+
+@dataclass(frozen=True)
+class IpcBinding:
+    """Where an event comes from over IPC (the capnp schema belongs to Bitcoin Core, so
+    this is a mapping onto it, checked by tests/ipc against the loaded schema).
+
+    ``interface.method`` is the callback the node calls, or the method the bridge polls.
+    ``fields`` maps catalogue field -> capnp field, dotted for nested structs
+    (``block.hash``). Fields the bridge derives itself (a txid computed from the raw
+    transaction) are absent from the map and named in ``derived``.
+    """
+
+    interface: str
+    method: str
+    fields: tuple[tuple[str, str], ...] = ()
+    derived: tuple[str, ...] = ()
+    polled: bool = False
+
+    def capnp_field(self, name: str) -> str | None:
+        for ours, theirs in self.fields:
+            if ours == name:
+                return theirs
+        return None
 
 
 @dataclass(frozen=True)
@@ -127,21 +177,35 @@ class EventSpec:
     fields: tuple[FieldSpec, ...]
     since: str = "v29.0"
     notes: tuple[str, ...] = field(default=())
+    usdt: bool = True  # a USDT tracepoint (has a probe and a ring layout)
+    ipc: IpcBinding | None = None
+    context: str | None = None  # name prefix when it differs from the subsystem (topic)
 
     @property
     def name(self) -> str:
-        """``context:event`` exactly as Bitcoin Core's ``doc/tracing.md`` writes it."""
-        return f"{self.subsystem}:{self.event}"
+        """``context:event`` exactly as Bitcoin Core's ``doc/tracing.md`` writes it (for
+        IPC-only events: the interface's context, e.g. ``chain:block_connected``)."""
+        return f"{self.context or self.subsystem}:{self.event}"
 
     @property
     def ident(self) -> str:
         """A C/Python identifier for the event, e.g. ``net_inbound_message``."""
-        return f"{self.subsystem}_{self.event}"
+        return f"{self.context or self.subsystem}_{self.event}"
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Which sources can produce this event's record."""
+        return tuple(s for s, on in (("usdt", self.usdt), ("ipc", self.ipc is not None)) if on)
 
     @property
     def record_name(self) -> str:
-        """Avro record name, e.g. ``InboundMessage`` (namespace carries the subsystem)."""
-        return "".join(part.capitalize() for part in self.event.split("_"))
+        """Avro record name, e.g. ``InboundMessage`` (the namespace carries the subsystem).
+        An event whose context is not its topic's subsystem is prefixed with the context
+        (``ChainBlockConnected``), since ``validation.BlockConnected`` is the tracepoint's."""
+        words = self.event.split("_")
+        if self.context and self.context not in (self.subsystem, words[0]):
+            words = [self.context, *words]
+        return "".join(part.capitalize() for part in words)
 
     @property
     def payload_field(self) -> FieldSpec | None:

@@ -17,7 +17,7 @@ from confluent_kafka.cimpl import NewTopic  # confluent_kafka.admin does not re-
 
 from bridge.config import KafkaConfig
 from bridge.errors import KafkaSetupError
-from bridge.events.catalog import SUBSYSTEMS
+from bridge.events.catalog import TOPIC_SUBSYSTEMS
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def dead_letter_topic(prefix: str) -> str:
     return f"{prefix}.{DEAD_LETTER_SUFFIX}"
 
 
-def all_topics(prefix: str, subsystems: Iterable[str] = SUBSYSTEMS) -> list[str]:
+def all_topics(prefix: str, subsystems: Iterable[str] = TOPIC_SUBSYSTEMS) -> list[str]:
     return [
         *(event_topic(prefix, s) for s in subsystems),
         bridge_topic(prefix),

@@ -19,7 +19,7 @@ import pytest
 from bridge.events import avro_schema, bpf_header, catalog, codegen
 from bridge.events.avro_schema import STABILITY_PROPERTY, event_schema
 from bridge.events.bpf_header import events_header, probes_header
-from bridge.events.catalog import BY_NAME, EVENTS
+from bridge.events.catalog import ALL_EVENTS, BY_NAME, EVENTS, IPC_EVENTS
 from bridge.events.spec import EventSpec, FieldSpec, Kind, Stability
 from bridge.resources import avro_dir, bpf_dir
 
@@ -78,14 +78,14 @@ def test_generated_files_cover_both_headers_and_every_schema() -> None:
     assert EVENTS_HEADER in paths
     assert PROBES_HEADER in paths
     schema_paths = {p for p in paths if p.startswith("avro/")}
-    assert len(schema_paths) == len(EVENTS) + 2  # + Heartbeat and DeadLetter
+    assert len(schema_paths) == len(ALL_EVENTS) + 2  # + Heartbeat and DeadLetter
     assert "avro/bridge/Heartbeat.avsc" in schema_paths
     assert "avro/bridge/DeadLetter.avsc" in schema_paths
 
 
 def test_every_committed_avsc_parses() -> None:
     schemas = committed_schemas_by_path()
-    assert len(schemas) == 22
+    assert len(schemas) == len(ALL_EVENTS) + 2
     for path, schema in schemas.items():
         # A fresh named-type table per file: each schema must be self-contained
         # (single-object fingerprints cover one complete schema).
@@ -183,7 +183,7 @@ def _swap_event(monkeypatch: pytest.MonkeyPatch, new: EventSpec) -> set[str]:
     events = tuple(new if spec.name == new.name else spec for spec in EVENTS)
     assert events != EVENTS
     monkeypatch.setattr(bpf_header, "EVENTS", events)
-    monkeypatch.setattr(avro_schema, "EVENTS", events)
+    monkeypatch.setattr(avro_schema, "ALL_EVENTS", (*events, *IPC_EVENTS))
     repo = avro_dir().parent
     return {str(path.relative_to(repo)) for path in codegen.stale_files()}
 
@@ -262,9 +262,8 @@ def test_adding_an_event_makes_everything_stale(monkeypatch: pytest.MonkeyPatch)
         doc="Test only.",
         fields=(FieldSpec("txid", Kind.HASH32, "Txid."),),
     )
-    events = (*EVENTS, new)
-    monkeypatch.setattr(bpf_header, "EVENTS", events)
-    monkeypatch.setattr(avro_schema, "EVENTS", events)
+    monkeypatch.setattr(bpf_header, "EVENTS", (*EVENTS, new))
+    monkeypatch.setattr(avro_schema, "ALL_EVENTS", (*ALL_EVENTS, new))
     repo = avro_dir().parent
     stale = {str(p.relative_to(repo)) for p in codegen.stale_files()}
     assert stale == {EVENTS_HEADER, PROBES_HEADER, "avro/mempool/BrandNew.avsc"}
@@ -287,14 +286,18 @@ def scratch_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point codegen at an empty copy of the repository layout."""
     (tmp_path / "bpf").mkdir()
     (tmp_path / "avro").mkdir()
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(avro_dir().parent / "README.md", tmp_path / "README.md")  # the template
     monkeypatch.setattr(codegen, "bpf_dir", lambda: tmp_path / "bpf")
     monkeypatch.setattr(codegen, "avro_dir", lambda: tmp_path / "avro")
+    monkeypatch.setattr(codegen, "docs_root", lambda: tmp_path)
     return tmp_path
 
 
 def test_write_all_then_check(scratch_tree: Path) -> None:
     written = codegen.write_all()
-    assert len(written) == len(EVENTS) + 2 + 2
+    # Every schema, both headers and the example config; the copied README is current.
+    assert len(written) == len(ALL_EVENTS) + 2 + 2 + 1
     assert codegen.stale_files() == []
     assert codegen.write_all() == []  # nothing changed the second time
     # The files written are byte-identical to the committed ones.
@@ -325,4 +328,4 @@ def test_edited_missing_and_orphan_files_are_reported(scratch_tree: Path) -> Non
 def test_catalogue_module_is_what_codegen_reads() -> None:
     """Guard for the monkeypatching above: generators read the catalogue's EVENTS."""
     assert getattr(bpf_header, "EVENTS") is catalog.EVENTS  # noqa: B009 (not re-exported)
-    assert getattr(avro_schema, "EVENTS") is catalog.EVENTS  # noqa: B009
+    assert getattr(avro_schema, "ALL_EVENTS") is catalog.ALL_EVENTS  # noqa: B009
