@@ -6,7 +6,13 @@ setup(
     ext_modules=[
         Extension(
             "bridge.codec._native",
-            ["bridge/codec/_native.c"],
+            [
+                "bridge/codec/_native.c",
+                "bridge/codec/encode.c",
+                "bridge/codec/ring.c",
+                "bridge/codec/capnp.c",
+            ],
+            depends=["bridge/codec/native.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
         )
     ]

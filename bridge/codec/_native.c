@@ -1,496 +1,215 @@
-/* bridge.codec._native: the bridge's hot path, ring record -> Avro bytes, in C.
+/* bridge.codec._native: the bridge's hot path, events -> Avro bytes, in C.
  *
  * Why C: at 200k+ events/s on two shared cores, per-event Python work is the limit
  * (../shared/reference/performance-limits.md: fastavro costs 4-6 us/record, a BCC
- * callback per event 2-3 us). This module drains a BPF ring buffer directly from its
- * mmap, validates each record and writes the Avro single-object encoding of the
- * envelope + event in one pass, leaving Python one produce() per event.
+ * callback per event 2-3 us, a pycapnp field read ~0.4 us). This module turns events
+ * into Avro single-object (or registry-framed) records carrying the envelope, and keeps
+ * the per-sequence loss counters the envelope needs, leaving Python one produce() call
+ * per event. Inputs: BPF ring records (ring.c, drained straight from the ring's mmap
+ * here), Python values (IPC callbacks), and Cap'n Proto lists (capnp.c).
  *
- * Nothing here knows an event's fields: Python configures one field table per stream
- * from the catalogue (bridge/codec/native.py). The envelope is written in the order of
- * bridge/events/envelope.py; tests/unit/codec compares every output with fastavro.
- *
- * Loss bookkeeping lives here too, because each record's envelope carries it:
- *   pending  losses to report in the next good record's lost_before (a dead letter,
- *            a backpressure drop, and the kernel gap in front of a dead letter)
- *   lost[]   running totals by stage: kernel, bridge, producer, node
+ * The module knows no event: bridge/codec/native.py configures every sequence and
+ * record type from the catalogue. See native.h for the tables.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <string.h>
+#include "native.h"
 
-#define MAX_STREAMS 256
-#define HEADER_SIZE 32
-#define FLAG_READ_ERROR 1u
 #define RINGBUF_BUSY_BIT (1u << 31)
 #define RINGBUF_DISCARD_BIT (1u << 30)
 #define RINGBUF_HDR_SIZE 8
-#define N_STAGES 4
 
-enum kind { K_I32 = 0, K_U32, K_I64, K_U64, K_BOOL, K_HASH32, K_CSTR, K_PAYLOAD };
+/* ------------------------------------------------------------------ lifecycle */
 
-typedef struct {
-    int kind;
-    uint32_t offset;
-    uint32_t size;
-    int hex;              /* HASH32: also write the display hex string */
-    uint32_t len_offset;  /* PAYLOAD: offset of the u64 full-size argument */
-    Py_ssize_t n_enum;    /* 0: not an enum */
-    int64_t *enum_ints;   /* integer enum values, in symbol order (index + 1) */
-    char **enum_strs;     /* string enum values, in symbol order (index + 1) */
-    char name[64];
-} Field;
-
-typedef struct {
-    int configured;
-    uint32_t fixed_size;
-    int has_payload;
-    uint32_t payload_offset; /* offset of the u32 captured length */
-    unsigned char framing[16]; /* written before the body: single-object or registry */
-    Py_ssize_t framing_len;
-    char *stream;            /* stream name, e.g. "net:inbound_message" */
-    Py_ssize_t stream_len;
-    Field *fields;
-    Py_ssize_t n_fields;
-    unsigned char *prefix;   /* framing + node_id + source + session_id + stream */
-    Py_ssize_t prefix_len;
-    /* counters, reset by set_session() */
-    uint64_t captured, last_seq, dead_lettered, pending;
-    uint64_t lost[N_STAGES];
-} Stream;
-
-typedef struct {
-    PyObject_HEAD
-    Stream streams[MAX_STREAMS];
-    unsigned char *session_enc; /* node_id, source, session_id: Avro-encoded */
-    Py_ssize_t session_len;
-    int64_t wall_offset_ns;
-    unsigned char *out;
-    size_t out_cap;
-} Encoder;
-
-/* ---------------------------------------------------------------- Avro primitives */
-
-static inline size_t put_long(unsigned char *p, int64_t v)
+static void free_type(RecordType *t)
 {
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 0;
-    while (z >= 0x80) {
-        p[n++] = (unsigned char)(z | 0x80);
-        z >>= 7;
-    }
-    p[n++] = (unsigned char)z;
-    return n;
-}
-
-static inline size_t put_bytes(unsigned char *p, const void *data, size_t len)
-{
-    size_t n = put_long(p, (int64_t)len);
-    memcpy(p + n, data, len);
-    return n + len;
-}
-
-static inline uint64_t rd_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static inline uint32_t rd_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint16_t rd_u16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as Python's decoder. */
-static int valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t need;
-        uint32_t cp;
-        if ((c & 0xE0) == 0xC0) { need = 1; cp = c & 0x1F; if (c < 0xC2) return 0; }
-        else if ((c & 0xF0) == 0xE0) { need = 2; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { need = 3; cp = c & 0x07; if (c > 0xF4) return 0; }
-        else return 0;
-        if (i + need >= n) return 0; /* sequence runs past the end */
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-        i += need + 1;
-    }
-    return 1;
-}
-
-/* A string read up to its bound may end inside a multi-byte character: that is
- * truncation, not corruption, so drop the incomplete trailing sequence (only). */
-static size_t trim_partial_utf8(const unsigned char *s, size_t n)
-{
-    for (size_t back = 1; back <= 4 && back <= n; back++) {
-        unsigned char c = s[n - back];
-        if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking for the lead */
-        if (c >= 0xC0) {
-            size_t need = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-            if (need > back) return n - back;
-        }
-        return n;
-    }
-    return n;
-}
-
-static const char HEX[] = "0123456789abcdef";
-
-/* ------------------------------------------------------------------ encoding */
-
-/* Result of encoding one record: either a value or a rejection reason. */
-typedef struct {
-    int ok;
-    int tp_id;         /* -1 when the header could not be read */
-    int64_t seq;       /* -1 when unknown */
-    char reason[160];
-    size_t len;        /* bytes written to enc->out */
-    int64_t ts_ms;
-} Result;
-
-static int ensure_out(Encoder *enc, size_t need)
-{
-    if (need <= enc->out_cap) return 0;
-    size_t cap = enc->out_cap ? enc->out_cap : 4096;
-    while (cap < need) cap *= 2;
-    unsigned char *p = PyMem_Realloc(enc->out, cap);
-    if (!p) { PyErr_NoMemory(); return -1; }
-    enc->out = p;
-    enc->out_cap = cap;
-    return 0;
-}
-
-static void reject(Result *r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
-    va_end(ap);
-    r->ok = 0;
-}
-
-/* Validate a record's fields; fill r->reason on the first problem. The reasons match
- * bridge/events/decoder.py's, so a dead letter reads the same whichever path made it. */
-static int validate(const Stream *s, const unsigned char *rec, size_t len, Result *r)
-{
-    if (len < s->fixed_size) {
-        reject(r, "record of %zu bytes is shorter than %s's %u", len, s->stream, s->fixed_size);
-        return 0;
-    }
-    if (rd_u16(rec + 26) & FLAG_READ_ERROR) {
-        reject(r, "a pointer argument could not be read at the probe");
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < s->n_fields; i++) {
-        const Field *f = &s->fields[i];
-        const unsigned char *p = rec + f->offset;
-        if (f->kind == K_PAYLOAD) {
-            uint32_t captured = rd_u32(p);
-            if ((size_t)captured != len - s->fixed_size) {
-                reject(r, "field %s: %u bytes captured but %zu present", f->name, captured,
-                       len - s->fixed_size);
-                return 0;
-            }
-        } else if (f->kind == K_CSTR) {
-            const unsigned char *nul = memchr(p, 0, f->size);
-            if (!nul) {
-                reject(r, "field %s: string is not NUL-terminated", f->name);
-                return 0;
-            }
-            size_t sl = (size_t)(nul - p);
-            if (sl == f->size - 1) sl = trim_partial_utf8(p, sl); /* filled to the bound */
-            if (!valid_utf8(p, sl)) {
-                reject(r, "field %s: not valid UTF-8", f->name);
-                return 0;
-            }
-        }
-    }
-    if (!s->has_payload && len != s->fixed_size) {
-        reject(r, "record of %zu bytes, %s records are %u", len, s->stream, s->fixed_size);
-        return 0;
-    }
-    return 1;
-}
-
-/* Encode a validated record into enc->out. */
-static size_t encode(Encoder *enc, Stream *s, const unsigned char *rec, size_t len,
-                     uint64_t lost_before)
-{
-    unsigned char *o = enc->out;
-    size_t n = 0;
-    memcpy(o, s->prefix, (size_t)s->prefix_len);
-    n += (size_t)s->prefix_len;
-    /* u64 header values are written with the same bits as Avro longs; adding the wall
-     * offset in unsigned arithmetic keeps a corrupt timestamp from being C UB. */
-    uint64_t mono = rd_u64(rec + 8);
-    n += put_long(o + n, (int64_t)rd_u64(rec));
-    n += put_long(o + n, (int64_t)mono);
-    n += put_long(o + n, (int64_t)(mono + (uint64_t)enc->wall_offset_ns));
-    n += put_long(o + n, (int64_t)lost_before);
-    for (int k = 0; k < N_STAGES; k++)
-        n += put_long(o + n, (int64_t)s->lost[k]);
-
-    for (Py_ssize_t i = 0; i < s->n_fields; i++) {
-        const Field *f = &s->fields[i];
-        const unsigned char *p = rec + f->offset;
-        switch (f->kind) {
-        case K_I32: {
-            int32_t v; memcpy(&v, p, 4);
-            if (f->n_enum) goto int_enum;
-            n += put_long(o + n, v);
-            break;
-        }
-        case K_U32: {
-            if (f->n_enum) goto int_enum;
-            n += put_long(o + n, (int64_t)rd_u32(p));
-            break;
-        }
-        case K_I64:
-        case K_U64:
-            n += put_long(o + n, (int64_t)rd_u64(p));
-            break;
-        case K_BOOL:
-            o[n++] = p[0] ? 1 : 0;
-            break;
-        case K_HASH32:
-            memcpy(o + n, p, 32);
-            n += 32;
-            if (f->hex) {
-                o[n++] = 0x80; /* varint of zigzag(64) = 128 */
-                o[n++] = 0x01;
-                for (int b = 31; b >= 0; b--) {
-                    o[n++] = (unsigned char)HEX[p[b] >> 4];
-                    o[n++] = (unsigned char)HEX[p[b] & 15];
-                }
-            }
-            break;
-        case K_CSTR: {
-            size_t sl = strnlen((const char *)p, f->size);
-            if (sl == f->size - 1) sl = trim_partial_utf8(p, sl);
-            if (f->n_enum) {
-                Py_ssize_t idx = 0;
-                for (Py_ssize_t e = 0; e < f->n_enum; e++)
-                    if (strlen(f->enum_strs[e]) == sl && memcmp(f->enum_strs[e], p, sl) == 0) {
-                        idx = e + 1;
-                        break;
-                    }
-                n += put_long(o + n, idx);
-                if (idx) {
-                    o[n++] = 0; /* union branch 0: null */
-                } else {
-                    o[n++] = 2; /* union branch 1: string */
-                    n += put_bytes(o + n, p, sl);
-                }
-            } else {
-                n += put_bytes(o + n, p, sl);
-            }
-            break;
-        }
-        case K_PAYLOAD: {
-            uint32_t captured = rd_u32(p);
-            n += put_bytes(o + n, rec + s->fixed_size, captured);
-            o[n++] = rd_u64(rec + f->len_offset) > (uint64_t)captured ? 1 : 0;
-            break;
-        }
-        }
-        continue;
-    int_enum: {
-            int64_t raw = f->kind == K_I32 ? (int64_t)(int32_t)rd_u32(p) : (int64_t)rd_u32(p);
-            Py_ssize_t idx = 0;
-            for (Py_ssize_t e = 0; e < f->n_enum; e++)
-                if (f->enum_ints[e] == raw) { idx = e + 1; break; }
-            n += put_long(o + n, idx);
-            if (idx) {
-                o[n++] = 0;
-            } else {
-                o[n++] = 2;
-                n += put_long(o + n, raw);
-            }
-        }
-    }
-    (void)len;
-    return n;
-}
-
-/* Upper bound of one record's encoding: prefix + envelope longs + per-field worst case. */
-static size_t worst_case(const Stream *s, size_t len)
-{
-    size_t n = (size_t)s->prefix_len + 10 * (4 + N_STAGES);
-    for (Py_ssize_t i = 0; i < s->n_fields; i++) {
-        const Field *f = &s->fields[i];
-        n += 12 + f->size + (f->kind == K_HASH32 ? 66 : 0) + (f->n_enum ? f->size + 12 : 0);
-    }
-    return n + len; /* payload bytes */
-}
-
-/* Validate + encode one record, updating the stream's counters. */
-static int process(Encoder *enc, const unsigned char *rec, size_t len, Result *r)
-{
-    r->ok = 1;
-    r->tp_id = -1;
-    r->seq = -1;
-    r->len = 0;
-    if (len < HEADER_SIZE) {
-        reject(r, "record of %zu bytes is shorter than the header", len);
-        return 0;
-    }
-    int tp = rd_u16(rec + 24);
-    uint64_t seq = rd_u64(rec);
-    uint64_t kernel_before = rd_u64(rec + 16);
-    r->seq = (int64_t)seq;
-    if (tp <= 0 || tp >= MAX_STREAMS || !enc->streams[tp].configured) {
-        reject(r, "unknown tracepoint id %d", tp);
-        return 0;
-    }
-    r->tp_id = tp;
-    Stream *s = &enc->streams[tp];
-    s->captured++;
-    if (seq > s->last_seq) s->last_seq = seq;
-    s->lost[0] += kernel_before;
-    if (!validate(s, rec, len, r)) {
-        s->dead_lettered++;
-        s->lost[1] += 1;
-        s->pending += kernel_before + 1;
-        return 0;
-    }
-    if (ensure_out(enc, worst_case(s, len)) < 0) return -1;
-    uint64_t lost_before = kernel_before + s->pending;
-    s->pending = 0;
-    r->len = encode(enc, s, rec, len, lost_before);
-    r->ts_ms = (int64_t)(rd_u64(rec + 8) + (uint64_t)enc->wall_offset_ns) / 1000000;
-    return 0;
-}
-
-/* ------------------------------------------------------------------ Python API */
-
-static void free_stream(Stream *s)
-{
-    for (Py_ssize_t i = 0; i < s->n_fields; i++) {
-        Field *f = &s->fields[i];
+    for (Py_ssize_t i = 0; i < t->n_fields; i++) {
+        Field *f = &t->fields[i];
         if (f->enum_strs) {
             for (Py_ssize_t e = 0; e < f->n_enum; e++) PyMem_Free(f->enum_strs[e]);
             PyMem_Free(f->enum_strs);
         }
         PyMem_Free(f->enum_ints);
     }
-    PyMem_Free(s->fields);
-    PyMem_Free(s->stream);
-    PyMem_Free(s->prefix);
-    memset(s, 0, sizeof(*s));
+    PyMem_Free(t->fields);
+    PyMem_Free(t->prefix);
+    memset(t, 0, sizeof(*t));
 }
 
 static void Encoder_dealloc(Encoder *self)
 {
-    for (int i = 0; i < MAX_STREAMS; i++) free_stream(&self->streams[i]);
+    for (int i = 0; i < MAX_IDS; i++) {
+        free_type(&self->types[i]);
+        PyMem_Free(self->sequences[i].name);
+        capnp_list_free(self->lists[i]);
+    }
     PyMem_Free(self->session_enc);
     PyMem_Free(self->out);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int rebuild_prefix(Encoder *self, Stream *s)
+static int rebuild_prefix(Encoder *self, RecordType *t)
 {
-    PyMem_Free(s->prefix);
-    s->prefix_len = s->framing_len + self->session_len + 10 + s->stream_len;
-    s->prefix = PyMem_Malloc((size_t)s->prefix_len);
-    if (!s->prefix) { PyErr_NoMemory(); return -1; }
-    unsigned char *p = s->prefix;
-    memcpy(p, s->framing, (size_t)s->framing_len);
-    size_t n = (size_t)s->framing_len;
-    if (self->session_len) memcpy(p + n, self->session_enc, (size_t)self->session_len);
+    const Sequence *s = &self->sequences[t->sequence];
+    PyMem_Free(t->prefix);
+    t->prefix = PyMem_Malloc((size_t)(t->framing_len + self->session_len + 10 + s->name_len));
+    if (!t->prefix) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t n = (size_t)t->framing_len;
+    memcpy(t->prefix, t->framing, n);
+    if (self->session_len) memcpy(t->prefix + n, self->session_enc, (size_t)self->session_len);
     n += (size_t)self->session_len;
-    n += put_bytes(p + n, s->stream, (size_t)s->stream_len);
-    s->prefix_len = (Py_ssize_t)n;
+    n += put_bytes(t->prefix + n, s->name, (size_t)s->name_len);
+    t->prefix_len = (Py_ssize_t)n;
     return 0;
 }
 
+static Sequence *sequence_arg(Encoder *self, int id)
+{
+    if (id <= 0 || id >= MAX_IDS || !self->sequences[id].configured) {
+        PyErr_Format(PyExc_KeyError, "sequence %d is not configured", id);
+        return NULL;
+    }
+    return &self->sequences[id];
+}
+
+static int type_arg(Encoder *self, int tp)
+{
+    if (tp <= 0 || tp >= MAX_IDS || !self->types[tp].configured) {
+        PyErr_Format(PyExc_KeyError, "record type %d is not configured", tp);
+        return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ configuration */
+
+PyDoc_STRVAR(configure_sequence_doc,
+"configure_sequence(id, name)\n\n"
+"A sequence: what one seq counts (name = the envelope's `stream`).");
+
+static PyObject *Encoder_configure_sequence(Encoder *self, PyObject *args)
+{
+    int id;
+    const char *name;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "is#", &id, &name, &len)) return NULL;
+    if (id <= 0 || id >= MAX_IDS) {
+        PyErr_SetString(PyExc_ValueError, "sequence id must be 1..255");
+        return NULL;
+    }
+    Sequence *s = &self->sequences[id];
+    PyMem_Free(s->name);
+    memset(s, 0, sizeof(*s));
+    s->name = PyMem_Malloc((size_t)len + 1);
+    if (!s->name) return PyErr_NoMemory();
+    memcpy(s->name, name, (size_t)len);
+    s->name[len] = 0;
+    s->name_len = len;
+    s->configured = 1;
+    for (int i = 0; i < MAX_IDS; i++)
+        if (self->types[i].configured && self->types[i].sequence == id &&
+            rebuild_prefix(self, &self->types[i]) < 0)
+            return NULL;
+    Py_RETURN_NONE;
+}
+
+static int parse_field(Field *f, PyObject *row, uint32_t fixed_size, Py_ssize_t n_fields)
+{
+    PyObject *enum_values;
+    const char *name;
+    if (!PyArg_ParseTuple(row, "iIIpiOs", &f->kind, &f->offset, &f->size, &f->hex,
+                          &f->length_index, &enum_values, &name))
+        return -1;
+    snprintf(f->name, sizeof(f->name), "%s", name);
+    if (f->kind < K_I32 || f->kind > K_PAYLOAD) {
+        PyErr_Format(PyExc_ValueError, "field %s: unknown kind %d", name, f->kind);
+        return -1;
+    }
+    if (fixed_size && f->offset + f->size > fixed_size) {
+        PyErr_Format(PyExc_ValueError, "field %s lies outside the record", name);
+        return -1;
+    }
+    if (f->kind == K_PAYLOAD && (f->length_index < 0 || f->length_index >= n_fields)) {
+        PyErr_Format(PyExc_ValueError, "field %s: bad length index", name);
+        return -1;
+    }
+    if (enum_values == Py_None) return 0;
+    PyObject *ev = PySequence_Fast(enum_values, "enum values must be a sequence");
+    if (!ev) return -1;
+    f->n_enum = PySequence_Fast_GET_SIZE(ev);
+    if (f->kind == K_CSTR) {
+        f->enum_strs = PyMem_Calloc((size_t)f->n_enum + 1, sizeof(char *));
+        for (Py_ssize_t e = 0; f->enum_strs && e < f->n_enum; e++) {
+            Py_ssize_t sl;
+            const char *sv = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(ev, e), &sl);
+            if (!sv) break;
+            f->enum_strs[e] = PyMem_Malloc((size_t)sl + 1);
+            if (f->enum_strs[e]) memcpy(f->enum_strs[e], sv, (size_t)sl + 1);
+        }
+    } else {
+        f->enum_ints = PyMem_Calloc((size_t)f->n_enum + 1, sizeof(int64_t));
+        for (Py_ssize_t e = 0; f->enum_ints && e < f->n_enum; e++)
+            f->enum_ints[e] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(ev, e));
+    }
+    Py_DECREF(ev);
+    if ((!f->enum_strs && !f->enum_ints) && !PyErr_Occurred()) PyErr_NoMemory();
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 PyDoc_STRVAR(configure_stream_doc,
-"configure_stream(tp_id, framing, stream, fixed_size, fields)\n\n"
-"framing: the bytes every value starts with (single-object: C3 01 + fingerprint;\n"
-"Schema Registry: 00 + 4-byte schema id), at most 16.\n"
-"fields: sequence of (kind, offset, size, hex, len_offset, enum_values, name) in Avro\n"
-"order; enum_values is a tuple of ints or strs (symbol i+1) or None.");
+"configure_stream(tp_id, framing, sequence, fixed_size, fields)\n\n"
+"A record type. framing: the bytes every value starts with (single-object C3 01 +\n"
+"fingerprint, or registry 00 + id; at most 16). fixed_size: its ring layout size, 0\n"
+"if it never comes from a ring. fields: (kind, offset, size, hex, length_index,\n"
+"enum_values, name) in Avro order.");
 
 static PyObject *Encoder_configure_stream(Encoder *self, PyObject *args)
 {
-    int tp;
+    int tp, seq_id;
     Py_buffer fp;
-    const char *stream;
-    Py_ssize_t stream_len;
     unsigned int fixed_size;
     PyObject *fields;
-    if (!PyArg_ParseTuple(args, "iy*s#IO", &tp, &fp, &stream, &stream_len, &fixed_size, &fields))
-        return NULL;
-    if (tp <= 0 || tp >= MAX_STREAMS || fp.len > 16) {
+    if (!PyArg_ParseTuple(args, "iy*iIO", &tp, &fp, &seq_id, &fixed_size, &fields)) return NULL;
+    if (tp <= 0 || tp >= MAX_IDS || fp.len > 16 || !sequence_arg(self, seq_id)) {
         PyBuffer_Release(&fp);
-        PyErr_SetString(PyExc_ValueError, "tp_id must be 1..255 and framing at most 16 bytes");
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "tp_id must be 1..255, framing at most 16 bytes");
         return NULL;
     }
-    Stream *s = &self->streams[tp];
-    free_stream(s);
-    memcpy(s->framing, fp.buf, (size_t)fp.len);
-    s->framing_len = fp.len;
+    RecordType *t = &self->types[tp];
+    free_type(t);
+    memcpy(t->framing, fp.buf, (size_t)fp.len);
+    t->framing_len = fp.len;
     PyBuffer_Release(&fp);
-    s->fixed_size = fixed_size;
-    s->stream = PyMem_Malloc((size_t)stream_len + 1);
-    if (!s->stream) return PyErr_NoMemory();
-    memcpy(s->stream, stream, (size_t)stream_len);
-    s->stream[stream_len] = 0;
-    s->stream_len = stream_len;
+    t->sequence = seq_id;
+    t->fixed_size = fixed_size;
     PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
     if (!seq) return NULL;
-    s->n_fields = PySequence_Fast_GET_SIZE(seq);
-    s->fields = PyMem_Calloc((size_t)s->n_fields + 1, sizeof(Field));
-    if (!s->fields) { Py_DECREF(seq); return PyErr_NoMemory(); }
-    for (Py_ssize_t i = 0; i < s->n_fields; i++) {
-        Field *f = &s->fields[i];
-        PyObject *enum_values;
-        const char *name;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iIIpIOs", &f->kind, &f->offset,
-                              &f->size, &f->hex, &f->len_offset, &enum_values, &name))
-            goto fail;
-        snprintf(f->name, sizeof(f->name), "%s", name);
-        if (f->offset + f->size > fixed_size) {
-            PyErr_Format(PyExc_ValueError, "field %s lies outside the record", name);
-            goto fail;
+    t->n_fields = PySequence_Fast_GET_SIZE(seq);
+    if (t->n_fields > MAX_FIELDS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "too many fields");
+        return NULL;
+    }
+    t->fields = PyMem_Calloc((size_t)t->n_fields + 1, sizeof(Field));
+    if (!t->fields) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < t->n_fields; i++) {
+        if (parse_field(&t->fields[i], PySequence_Fast_GET_ITEM(seq, i), fixed_size,
+                        t->n_fields) < 0) {
+            Py_DECREF(seq);
+            free_type(t);
+            return NULL;
         }
-        if (f->kind == K_PAYLOAD) {
-            s->has_payload = 1;
-            s->payload_offset = f->offset;
-        }
-        if (enum_values != Py_None) {
-            PyObject *ev = PySequence_Fast(enum_values, "enum values must be a sequence");
-            if (!ev) goto fail;
-            f->n_enum = PySequence_Fast_GET_SIZE(ev);
-            if (f->kind == K_CSTR) {
-                f->enum_strs = PyMem_Calloc((size_t)f->n_enum, sizeof(char *));
-                for (Py_ssize_t e = 0; f->enum_strs && e < f->n_enum; e++) {
-                    Py_ssize_t sl;
-                    const char *sv = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(ev, e), &sl);
-                    if (!sv) { Py_DECREF(ev); goto fail; }
-                    f->enum_strs[e] = PyMem_Malloc((size_t)sl + 1);
-                    memcpy(f->enum_strs[e], sv, (size_t)sl + 1);
-                }
-            } else {
-                f->enum_ints = PyMem_Calloc((size_t)f->n_enum, sizeof(int64_t));
-                for (Py_ssize_t e = 0; f->enum_ints && e < f->n_enum; e++)
-                    f->enum_ints[e] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(ev, e));
-            }
-            Py_DECREF(ev);
-            if (PyErr_Occurred()) goto fail;
-        }
+        if (t->fields[i].kind == K_PAYLOAD) t->has_payload = 1;
     }
     Py_DECREF(seq);
-    s->configured = 1;
-    if (rebuild_prefix(self, s) < 0) return NULL;
+    t->configured = 1;
+    if (rebuild_prefix(self, t) < 0) return NULL;
     Py_RETURN_NONE;
-fail:
-    Py_DECREF(seq);
-    free_stream(s);
-    return NULL;
 }
 
 PyDoc_STRVAR(set_session_doc,
@@ -514,12 +233,11 @@ static PyObject *Encoder_set_session(Encoder *self, PyObject *args)
     n += put_bytes(self->session_enc + n, session, (size_t)session_len);
     self->session_len = (Py_ssize_t)n;
     self->wall_offset_ns = offset;
-    for (int i = 0; i < MAX_STREAMS; i++) {
-        Stream *s = &self->streams[i];
-        if (!s->configured) continue;
+    for (int i = 0; i < MAX_IDS; i++) {
+        Sequence *s = &self->sequences[i];
         s->captured = s->last_seq = s->dead_lettered = s->pending = 0;
         memset(s->lost, 0, sizeof(s->lost));
-        if (rebuild_prefix(self, s) < 0) return NULL;
+        if (self->types[i].configured && rebuild_prefix(self, &self->types[i]) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -532,26 +250,17 @@ static PyObject *Encoder_set_wall_offset(Encoder *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static Stream *stream_arg(Encoder *self, int tp)
-{
-    if (tp <= 0 || tp >= MAX_STREAMS || !self->streams[tp].configured) {
-        PyErr_Format(PyExc_KeyError, "stream %d is not configured", tp);
-        return NULL;
-    }
-    return &self->streams[tp];
-}
-
 PyDoc_STRVAR(add_loss_doc,
-"add_loss(tp_id, stage, count, report_in_next)\n\n"
+"add_loss(sequence, stage, count, report_in_next)\n\n"
 "Count losses decided in Python (backpressure drops, failed deliveries). With\n"
 "report_in_next they are also added to the next record's lost_before.");
 
 static PyObject *Encoder_add_loss(Encoder *self, PyObject *args)
 {
-    int tp, stage, report;
+    int id, stage, report;
     unsigned long long count;
-    if (!PyArg_ParseTuple(args, "iiKp", &tp, &stage, &count, &report)) return NULL;
-    Stream *s = stream_arg(self, tp);
+    if (!PyArg_ParseTuple(args, "iiKp", &id, &stage, &count, &report)) return NULL;
+    Sequence *s = sequence_arg(self, id);
     if (!s) return NULL;
     if (stage < 0 || stage >= N_STAGES) {
         PyErr_SetString(PyExc_ValueError, "stage out of range");
@@ -563,21 +272,23 @@ static PyObject *Encoder_add_loss(Encoder *self, PyObject *args)
 }
 
 PyDoc_STRVAR(counters_doc,
-"counters(tp_id) -> (captured, last_seq, dead_lettered, pending, kernel, bridge, producer, node)");
+"counters(sequence) -> (captured, last_seq, dead_lettered, pending, kernel, bridge,\n"
+"producer, node)");
 
 static PyObject *Encoder_counters(Encoder *self, PyObject *arg)
 {
-    long tp = PyLong_AsLong(arg);
-    if (tp == -1 && PyErr_Occurred()) return NULL;
-    Stream *s = stream_arg(self, (int)tp);
+    long id = PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    Sequence *s = sequence_arg(self, (int)id);
     if (!s) return NULL;
     return Py_BuildValue("(KKKKKKKK)", s->captured, s->last_seq, s->dead_lettered, s->pending,
                          s->lost[0], s->lost[1], s->lost[2], s->lost[3]);
 }
 
-/* Append one result to the output lists. */
-static int emit(Encoder *self, const Result *r, const unsigned char *rec, size_t len,
-                PyObject *good, PyObject *dead)
+/* ------------------------------------------------------------------ output */
+
+int emit(Encoder *self, const Result *r, const unsigned char *raw, size_t raw_len,
+         PyObject *good, PyObject *dead)
 {
     PyObject *item;
     if (r->ok) {
@@ -588,13 +299,23 @@ static int emit(Encoder *self, const Result *r, const unsigned char *rec, size_t
         Py_DECREF(item);
         return rc;
     }
-    item = Py_BuildValue("(iLy#s)", r->tp_id, (long long)r->seq, (const char *)rec,
-                         (Py_ssize_t)len, r->reason);
+    item = Py_BuildValue("(iLy#s)", r->tp_id, (long long)r->seq, (const char *)raw,
+                         (Py_ssize_t)raw_len, r->reason);
     if (!item) return -1;
     int rc = PyList_Append(dead, item);
     Py_DECREF(item);
     return rc;
 }
+
+static PyObject *pack(PyObject *good, PyObject *dead)
+{
+    PyObject *ret = good && dead ? PyTuple_Pack(2, good, dead) : NULL;
+    Py_XDECREF(good);
+    Py_XDECREF(dead);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ USDT */
 
 PyDoc_STRVAR(encode_one_doc,
 "encode_one(raw) -> ([(tp_id, value, ts_ms)], [(tp_id, seq, raw, reason)])\n\n"
@@ -606,14 +327,15 @@ static PyObject *Encoder_encode_one(Encoder *self, PyObject *arg)
     if (PyObject_GetBuffer(arg, &raw, PyBUF_SIMPLE) < 0) return NULL;
     PyObject *good = PyList_New(0), *dead = PyList_New(0);
     Result r;
-    PyObject *ret = NULL;
-    if (good && dead && process(self, raw.buf, (size_t)raw.len, &r) == 0 &&
-        emit(self, &r, raw.buf, (size_t)raw.len, good, dead) == 0)
-        ret = PyTuple_Pack(2, good, dead);
-    Py_XDECREF(good);
-    Py_XDECREF(dead);
+    int failed = !good || !dead || process_ring_record(self, raw.buf, (size_t)raw.len, &r) < 0 ||
+                 emit(self, &r, raw.buf, (size_t)raw.len, good, dead) < 0;
     PyBuffer_Release(&raw);
-    return ret;
+    if (failed) {
+        Py_XDECREF(good);
+        Py_XDECREF(dead);
+        return NULL;
+    }
+    return pack(good, dead);
 }
 
 PyDoc_STRVAR(drain_doc,
@@ -662,7 +384,7 @@ static PyObject *Encoder_drain(Encoder *self, PyObject *args)
         if (!(len_word & RINGBUF_DISCARD_BIT)) {
             /* The data area is mapped twice, so a record that wraps is contiguous. */
             Result r;
-            if (process(self, hdr + RINGBUF_HDR_SIZE, len, &r) < 0 ||
+            if (process_ring_record(self, hdr + RINGBUF_HDR_SIZE, len, &r) < 0 ||
                 emit(self, &r, hdr + RINGBUF_HDR_SIZE, len, good, dead) < 0)
                 goto out;
             n++;
@@ -680,7 +402,160 @@ out:
     return ret;
 }
 
+/* ------------------------------------------------------------------ IPC */
+
+/* Python value -> Value for one field; 0 with a reason if it has the wrong type. */
+static int from_python(const Field *f, PyObject *obj, Value *v, Result *r)
+{
+    v->p = NULL;
+    v->len = 0;
+    v->i = 0;
+    switch (f->kind) {
+    case K_I32:
+    case K_U32:
+    case K_I64:
+        v->i = PyLong_AsLongLong(obj);
+        break;
+    case K_U64:
+        v->i = (int64_t)PyLong_AsUnsignedLongLongMask(obj);
+        break;
+    case K_BOOL:
+        v->i = PyObject_IsTrue(obj);
+        if (v->i < 0) return -1;
+        return 1;
+    case K_HASH32:
+    case K_PAYLOAD: {
+        char *p;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(obj, &p, &len) < 0) break;
+        v->p = (const unsigned char *)p;
+        v->len = (size_t)len;
+        return 1;
+    }
+    case K_CSTR: {
+        if (PyBytes_Check(obj)) { /* undecodable text arrives as bytes: check_values says so */
+            v->p = (const unsigned char *)PyBytes_AS_STRING(obj);
+            v->len = (size_t)PyBytes_GET_SIZE(obj);
+            return 1;
+        }
+        Py_ssize_t len;
+        const char *p = PyUnicode_AsUTF8AndSize(obj, &len);
+        if (!p) break;
+        v->p = (const unsigned char *)p;
+        v->len = (size_t)len;
+        return 1;
+    }
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        reject(r, "field %s: value of the wrong type", f->name);
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(encode_values_doc,
+"encode_values(tp_id, mono_ns, node_lost, values) -> ([...], [...])\n\n"
+"The next record of tp_id's sequence from Python values in Avro field order (IPC\n"
+"callbacks); node_lost events the node dropped before it are counted first.");
+
+static PyObject *Encoder_encode_values(Encoder *self, PyObject *args)
+{
+    int tp;
+    unsigned long long mono, node_lost;
+    PyObject *values;
+    if (!PyArg_ParseTuple(args, "iKKO", &tp, &mono, &node_lost, &values)) return NULL;
+    if (!type_arg(self, tp)) return NULL;
+    const RecordType *t = &self->types[tp];
+    PyObject *seq = PySequence_Fast(values, "values must be a sequence");
+    if (!seq) return NULL;
+    if (PySequence_Fast_GET_SIZE(seq) != t->n_fields) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%zd fields expected", t->n_fields);
+        return NULL;
+    }
+    Value v[MAX_FIELDS];
+    Result r = {1, tp, -1, "", 0, 0};
+    PyObject *good = PyList_New(0), *dead = PyList_New(0);
+    int rc = good && dead ? 1 : -1;
+    for (Py_ssize_t i = 0; rc == 1 && i < t->n_fields; i++)
+        rc = from_python(&t->fields[i], PySequence_Fast_GET_ITEM(seq, i), &v[i], &r);
+    if (rc == 0) { /* a wrongly typed value: count it like any rejected record */
+        Sequence *s = &self->sequences[t->sequence];
+        skip_lost(s, node_lost, STAGE_NODE);
+        r.seq = (int64_t)++s->last_seq;
+        s->captured++;
+        s->dead_lettered++;
+        s->lost[STAGE_BRIDGE]++;
+        s->pending++;
+        rc = 1;
+    } else if (rc == 1) {
+        rc = encode_next(self, tp, mono, node_lost, v, &r) < 0 ? -1 : 1;
+    }
+    if (rc == 1) rc = emit(self, &r, (const unsigned char *)"", 0, good, dead) < 0 ? -1 : 1;
+    Py_DECREF(seq);
+    if (rc < 0) {
+        Py_XDECREF(good);
+        Py_XDECREF(dead);
+        return NULL;
+    }
+    return pack(good, dead);
+}
+
+PyDoc_STRVAR(encode_body_doc,
+"encode_body(tp_id, mono_ns, node_lost, body) -> (tp_id, value, ts_ms)\n\n"
+"The next record of a record type whose fields Python encoded itself (IPC-only events:\n"
+"body = the Avro bytes of every field after the envelope).");
+
+static PyObject *Encoder_encode_body(Encoder *self, PyObject *args)
+{
+    int tp;
+    unsigned long long mono, node_lost;
+    Py_buffer body;
+    if (!PyArg_ParseTuple(args, "iKKy*", &tp, &mono, &node_lost, &body)) return NULL;
+    PyObject *ret = NULL;
+    Result r = {1, tp, -1, "", 0, 0};
+    if (type_arg(self, tp) && self->types[tp].n_fields == 0 &&
+        encode_next(self, tp, mono, node_lost, NULL, &r) == 0 &&
+        ensure_out(self, r.len + (size_t)body.len) == 0) {
+        memcpy(self->out + r.len, body.buf, (size_t)body.len);
+        ret = Py_BuildValue("(iy#L)", tp, (const char *)self->out,
+                            (Py_ssize_t)(r.len + (size_t)body.len), (long long)r.ts_ms);
+    } else if (!PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "record type %d takes fields, not a body", tp);
+    }
+    PyBuffer_Release(&body);
+    return ret;
+}
+
+static PyObject *Encoder_configure_capnp_list(Encoder *self, PyObject *args)
+{
+    return capnp_configure(self, args);
+}
+
+static PyObject *Encoder_encode_capnp_list(Encoder *self, PyObject *args)
+{
+    return capnp_encode(self, args);
+}
+
+PyDoc_STRVAR(configure_capnp_list_doc,
+"configure_capnp_list(id, root_pointer, selector_bit, tp_true, tp_false, ts_word,\n"
+"                     ts_scale_ns, sources)\n\n"
+"How to read a List(Struct) from a Cap'n Proto message: the list is pointer\n"
+"root_pointer of the root struct; a bool at selector_bit picks the record type; an\n"
+"Int64 at data word ts_word times ts_scale_ns is the event time; sources gives, per\n"
+"record field, (capnp kind, slot offset or pointer index).");
+
+PyDoc_STRVAR(encode_capnp_list_doc,
+"encode_capnp_list(id, message, dropped, receipt_mono_ns, expected) -> ([...], [...])\n\n"
+"Encode every element of a serialised message's list; `dropped` events the node\n"
+"reports it dropped before this batch are counted first. `expected` is the list\n"
+"length pycapnp reported: if the message cannot be read, or holds a different count,\n"
+"that many events are counted lost (one dead letter stands for them).");
+
 static PyMethodDef Encoder_methods[] = {
+    {"configure_sequence", (PyCFunction)Encoder_configure_sequence, METH_VARARGS,
+     configure_sequence_doc},
     {"configure_stream", (PyCFunction)Encoder_configure_stream, METH_VARARGS, configure_stream_doc},
     {"set_session", (PyCFunction)Encoder_set_session, METH_VARARGS, set_session_doc},
     {"set_wall_offset", (PyCFunction)Encoder_set_wall_offset, METH_O, "set_wall_offset(ns)"},
@@ -688,6 +563,12 @@ static PyMethodDef Encoder_methods[] = {
     {"counters", (PyCFunction)Encoder_counters, METH_O, counters_doc},
     {"encode_one", (PyCFunction)Encoder_encode_one, METH_O, encode_one_doc},
     {"drain", (PyCFunction)Encoder_drain, METH_VARARGS, drain_doc},
+    {"encode_values", (PyCFunction)Encoder_encode_values, METH_VARARGS, encode_values_doc},
+    {"encode_body", (PyCFunction)Encoder_encode_body, METH_VARARGS, encode_body_doc},
+    {"configure_capnp_list", (PyCFunction)Encoder_configure_capnp_list, METH_VARARGS,
+     configure_capnp_list_doc},
+    {"encode_capnp_list", (PyCFunction)Encoder_encode_capnp_list, METH_VARARGS,
+     encode_capnp_list_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -696,7 +577,7 @@ static PyTypeObject EncoderType = {
     .tp_name = "bridge.codec._native.Encoder",
     .tp_basicsize = sizeof(Encoder),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Ring record -> Avro single-object encoder with per-stream loss counters.",
+    .tp_doc = "Events -> Avro records with per-sequence loss counters (see native.h).",
     .tp_new = PyType_GenericNew,
     .tp_dealloc = (destructor)Encoder_dealloc,
     .tp_methods = Encoder_methods,
@@ -705,7 +586,7 @@ static PyTypeObject EncoderType = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_native",
-    .m_doc = "tracebridge hot path (see _native.c).",
+    .m_doc = "tracebridge hot path (see native.h).",
     .m_size = -1,
 };
 

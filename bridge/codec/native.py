@@ -32,13 +32,14 @@ Encoder = _native.Encoder
 
 def field_rows(layout: RecordLayout) -> list[_native.FieldRow]:
     """One row per catalogue field, in Avro (= catalogue) order."""
+    names = [f.name for f in layout.spec.fields]
     rows: list[_native.FieldRow] = []
     for field_spec in layout.spec.fields:
         slot = layout.slot(field_spec.name)
-        length_offset = 0
+        length_index = 0
         if field_spec.kind is Kind.PAYLOAD:
             assert field_spec.length_of is not None
-            length_offset = layout.slot(field_spec.length_of).offset
+            length_index = names.index(field_spec.length_of)
         enum_values: tuple[int, ...] | tuple[str, ...] | None = None
         if field_spec.enum is not None:
             raw = [value for value, _ in field_spec.enum.values]
@@ -52,7 +53,7 @@ def field_rows(layout: RecordLayout) -> list[_native.FieldRow]:
                 slot.offset,
                 slot.size,
                 field_spec.kind is Kind.HASH32,
-                length_offset,
+                length_index,
                 enum_values,
                 field_spec.name,
             )
@@ -66,6 +67,7 @@ def configure(encoder: _native.Encoder, specs: Iterable[EventSpec], store: Schem
     for spec in specs:
         known = store.by_name(full_name(event_schema(spec)))
         layout = compute_layout(spec)
+        encoder.configure_sequence(spec.tp_id, spec.name)
         encoder.configure_stream(
-            spec.tp_id, known.header, spec.name, layout.fixed_size, field_rows(layout)
+            spec.tp_id, known.header, spec.tp_id, layout.fixed_size, field_rows(layout)
         )
