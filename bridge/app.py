@@ -20,11 +20,9 @@ from typing import Any
 
 from bridge import __version__
 from bridge.codec import _native
-from bridge.codec.native import configure
 from bridge.codec.single_object import SchemaStore, committed_schemas
 from bridge.config import BridgeSettings
 from bridge.events.avro_schema import event_schema, full_name
-from bridge.events.catalog import BY_TP_ID, EVENTS
 from bridge.events.envelope import LossStage
 from bridge.ledger import SessionLedger, StreamLedger
 from bridge.sinks.kafka.producer import Headers, KafkaSink, Route
@@ -83,13 +81,13 @@ class Bridge:
         self.on_books = on_books
         self.store: SchemaStore = committed_schemas()
         self.encoder = _native.Encoder()
-        configure(self.encoder, EVENTS, self.store)
         kafka = settings.kafka
-        self.message_max_bytes = max(
-            1_000_000, settings.usdt.payload_capture_bytes + RECORD_OVERHEAD_BYTES
-        )
+        payload_cap = max(settings.usdt.payload_capture_bytes, settings.ipc.max_payload_bytes)
+        self.message_max_bytes = max(1_000_000, payload_cap + RECORD_OVERHEAD_BYTES)
         self.sink = KafkaSink(kafka, settings.node_id.encode(), self.message_max_bytes)
         self.sessions_completed = 0
+        self._sequence_of: dict[int, int] = {}  # record type -> the sequence counting it
+        self._stream_of: dict[int, str] = {}  # sequence -> stream name
         self._last_books: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -112,7 +110,7 @@ class Bridge:
                     break
                 self._run_session(session)
                 self.sessions_completed += 1
-                if not self.settings.usdt.reattach:
+                if not self.source.reattach:
                     break
         except BaseException as error:
             # A supervisor reading the status file must see that the bridge died.
@@ -125,6 +123,12 @@ class Bridge:
     # ------------------------------------------------------------------ one session
     def _run_session(self, session: SourceSession) -> None:
         settings = self.settings
+        self.encoder = _native.Encoder()  # a fresh table: each source lays out its own
+        session.configure(self.encoder, self.store)
+        self._sequence_of = {
+            tp_id: stream.sequence for stream in session.streams for tp_id in stream.record_types
+        }
+        self._stream_of = {stream.sequence: stream.name for stream in session.streams}
         self.encoder.set_session(
             settings.node_id, session.kind, session.session_id, wall_offset_ns()
         )
@@ -133,7 +137,7 @@ class Bridge:
             node_id=settings.node_id,
             source=session.kind,
             session_id=session.session_id,
-            specs=session.specs,
+            streams=session.streams,
             encoder=self.encoder,
             sink=self.sink,
             source_counts=session.source_counts,
@@ -145,10 +149,10 @@ class Bridge:
             session_id=session.session_id,
             node_pid=session.node_pid,
             node_endpoint=session.node_endpoint,
-            streams=[spec.name for spec in session.specs],
+            streams=[stream.name for stream in session.streams],
         )
-        interval = settings.usdt.poll_interval_ms / 1000
-        max_batch = settings.usdt.max_batch
+        interval = self.source.poll_interval_s
+        max_batch = self.source.max_batch
         next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
         try:
             while not self.stop.is_set() and session.alive():
@@ -199,9 +203,9 @@ class Bridge:
         if good:
             produced = self.sink.produce_events(good)
             if produced < len(good):
-                dropped = Counter(tp_id for tp_id, _, _ in good[produced:])
-                for tp_id, count in dropped.items():
-                    self.encoder.add_loss(tp_id, LossStage.BRIDGE, count, True)
+                dropped = Counter(self._sequence_of[tp_id] for tp_id, _, _ in good[produced:])
+                for sequence, count in dropped.items():
+                    self.encoder.add_loss(sequence, LossStage.BRIDGE, count, True)
         for rejected in dead:
             self._dead_letter(session, ledger, rejected)
         if not good and not dead:
@@ -214,7 +218,7 @@ class Bridge:
         node = self.settings.node_id.encode()
         source = session.kind.name.lower().encode()
         routes = {}
-        for spec in session.specs:
+        for spec in session.record_types:
             known = self.store.by_name(full_name(event_schema(spec)))
             routes[spec.tp_id] = Route(
                 topic=event_topic(prefix, spec.subsystem),
@@ -224,6 +228,7 @@ class Bridge:
                     ("source", source),
                     ("node", node),
                 ],
+                sequence=self._sequence_of[spec.tp_id],
             )
         return routes
 
@@ -254,14 +259,14 @@ class Bridge:
         self, session: SourceSession, ledger: SessionLedger, rejected: _native.Rejected
     ) -> None:
         tp_id, seq, raw, reason = rejected
-        spec = BY_TP_ID.get(tp_id)
-        if spec is None:
+        stream = self._stream_of.get(self._sequence_of.get(tp_id, -1))
+        if stream is None:
             ledger.unattributed_dead_letters += 1
         record = {
             "node_id": self.settings.node_id,
             "source": session.kind.name,
             "session_id": session.session_id,
-            "stream": spec.name if spec else None,
+            "stream": stream,
             "seq": seq if seq >= 0 else None,
             "ts_wall_ns": time.time_ns(),
             "reason": reason,
@@ -272,9 +277,7 @@ class Bridge:
         self.sink.produce_bridge_record(
             topic, value, self._bridge_headers(DEAD_LETTER_SCHEMA, session.kind.name.lower())
         )
-        log.warning(
-            "Dead letter for %s seq %s: %s.", spec.name if spec else "unknown stream", seq, reason
-        )
+        log.warning("Dead letter for %s seq %s: %s.", stream or "unknown stream", seq, reason)
 
 
 def _summary(books: list[StreamLedger]) -> str:

@@ -115,6 +115,71 @@ class UsdtSourceConfig(_Model):
         return self
 
 
+class IpcSourceConfig(_Model):
+    """Where the node's IPC socket is and what to subscribe to over it."""
+
+    socket: Path | None = Field(
+        None,
+        description="The node's Unix socket (bitcoin-node -ipcbind=unix). Default: "
+        "<datadir>/<network dir>/node.sock, as bitcoin-node creates it.",
+    )
+    datadir: Path = Field(
+        default_factory=lambda: Path.home() / ".bitcoin",
+        description="The node's data directory (for the default socket path).",
+    )
+    network: Literal["main", "test", "testnet4", "signet", "regtest"] = Field(
+        "main", description="The node's chain (for the default socket path)."
+    )
+    version: Literal["auto", "v30", "v31", "master", "proposed"] = Field(
+        "auto",
+        description="Which schemas/ set the node speaks; 'auto' asks the node (and says "
+        "which it found). 'proposed' = master plus the tracing/notification proposals.",
+    )
+    subscribe: tuple[Literal["net", "utxo", "chain", "node", "tip"], ...] = Field(
+        ("net", "utxo", "chain", "node", "tip"),
+        description="Streams to subscribe to; the ones the node does not offer are "
+        "reported once and skipped. 'tip' uses the merged Mining interface.",
+    )
+    poll_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="How often node state (peers, mempool, chain, network) is polled into "
+        "snapshot records; 0 disables polling.",
+    )
+    max_payload_bytes: int = Field(
+        512,
+        ge=0,
+        le=MAX_PAYLOAD_CAPTURE,
+        description="NetMessageTraceOptions.maxPayloadBytes: P2P payload bytes the node sends.",
+    )
+    max_queue_events: int = Field(
+        65536, ge=1, description="NetMessageTraceOptions.maxQueueEvents (the node's default)."
+    )
+    max_batch_events: int = Field(
+        1024, ge=1, description="NetMessageTraceOptions.maxBatchEvents (the node's default)."
+    )
+    max_batch_wait_us: int = Field(
+        1000, ge=0, description="NetMessageTraceOptions.maxBatchWaitUs (the node's default)."
+    )
+    max_pending_records: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Records received but not yet handed to Kafka. Past it, callbacks wait: "
+        "the node then slows down, or drops and counts (NetMessageTrace).",
+    )
+    reconnect_max_backoff_s: float = Field(
+        10.0, gt=0, description="Longest wait between reconnection attempts."
+    )
+    reattach: bool = Field(True, description="Reconnect after the socket goes away.")
+
+    def socket_path(self) -> Path:
+        """The configured socket, or bitcoin-node's default for the datadir and network."""
+        if self.socket is not None:
+            return self.socket
+        subdir = {"main": "", "test": "testnet3"}.get(self.network, self.network)
+        return self.datadir / subdir / "node.sock" if subdir else self.datadir / "node.sock"
+
+
 class KafkaConfig(_Model):
     """Where records go and how the producer behaves."""
 
@@ -192,8 +257,11 @@ class BridgeSettings(BaseSettings):
         min_length=1,
         description="Name of the node in every record and the Kafka key (default: host name).",
     )
-    source: Literal["usdt"] = Field("usdt", description="How events are captured.")
+    source: Literal["usdt", "ipc"] = Field(
+        "usdt", description="How events are captured: eBPF on USDT probes, or Cap'n Proto IPC."
+    )
     usdt: UsdtSourceConfig = Field(default_factory=lambda: UsdtSourceConfig())
+    ipc: IpcSourceConfig = Field(default_factory=lambda: IpcSourceConfig())
     kafka: KafkaConfig = Field(default_factory=lambda: KafkaConfig())
     heartbeat_interval_s: float = Field(
         5.0, gt=0, description="How often the ledger is written to <prefix>.bridge."

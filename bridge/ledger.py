@@ -22,8 +22,17 @@ from typing import Any
 from bridge import __version__
 from bridge.codec import _native
 from bridge.events.envelope import LOSS_STAGES, LossStage, SourceKind
-from bridge.events.spec import EventSpec
 from bridge.sinks.kafka.producer import KafkaSink
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What one seq counts: its sequence id in the encoder, its name (the envelope's
+    ``stream``), and the record types (tp_ids) it produces."""
+
+    sequence: int
+    name: str
+    record_types: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class SessionLedger:
         node_id: str,
         source: SourceKind,
         session_id: str,
-        specs: Sequence[EventSpec],
+        streams: Sequence[Stream],
         encoder: _native.Encoder,
         sink: KafkaSink,
         source_counts: Callable[[], dict[int, SourceCounts]],
@@ -86,7 +95,7 @@ class SessionLedger:
         self.node_id = node_id
         self.source = source
         self.session_id = session_id
-        self.specs = tuple(specs)
+        self.stream_list = tuple(streams)
         self._encoder = encoder
         self._sink = sink
         self._source_counts = source_counts
@@ -97,18 +106,24 @@ class SessionLedger:
 
     def streams(self) -> list[StreamLedger]:
         """Read every counter. Bridge-side counts are read before the source's, so a hit
-        counted by the bridge was already counted as fired (in_flight never goes negative)."""
-        bridge_side = {spec.tp_id: self._encoder.counters(spec.tp_id) for spec in self.specs}
+        counted by the bridge was already counted as fired (in_flight never goes negative).
+
+        A source that cannot count firings itself (IPC: the node does not number its
+        events) is covered by the encoder: it numbers each stream contiguously, counting
+        every event the node reports it dropped, so its last seq is what fired."""
+        bridge_side = {s.sequence: self._encoder.counters(s.sequence) for s in self.stream_list}
         sink = self._sink
-        produced = {t: sink.produced[t] for t in bridge_side}
-        acked = {t: sink.acked[t] for t in bridge_side}
+        produced = {
+            s.sequence: sum(sink.produced[t] for t in s.record_types) for s in self.stream_list
+        }
+        acked = {s.sequence: sum(sink.acked[t] for t in s.record_types) for s in self.stream_list}
         source = self._source_counts()
         out = []
-        for spec in self.specs:
+        for stream in self.stream_list:
             captured, last_seq, dead, _pending, _kernel_seen, bridge, producer, node_seen = (
-                bridge_side[spec.tp_id]
+                bridge_side[stream.sequence]
             )
-            counts = source.get(spec.tp_id, SourceCounts(fired=0))
+            counts = source.get(stream.sequence) or SourceCounts(fired=last_seq)
             lost = dict.fromkeys(LOSS_STAGES, 0)
             lost[LOSS_STAGES[LossStage.KERNEL]] = counts.lost_kernel
             lost[LOSS_STAGES[LossStage.BRIDGE]] = bridge
@@ -116,11 +131,11 @@ class SessionLedger:
             lost[LOSS_STAGES[LossStage.NODE]] = max(counts.lost_node, node_seen)
             out.append(
                 StreamLedger(
-                    stream=spec.name,
+                    stream=stream.name,
                     fired=counts.fired,
                     captured=captured,
-                    produced=produced[spec.tp_id],
-                    acked=acked[spec.tp_id],
+                    produced=produced[stream.sequence],
+                    acked=acked[stream.sequence],
                     dead_lettered=dead,
                     last_seq=last_seq,
                     lost=lost,

@@ -1,8 +1,12 @@
-"""What the pipeline needs from a source (USDT today, IPC next).
+"""What the pipeline needs from a source (USDT or IPC).
 
 A source hands out *sessions*: one per attachment to one node process (or one IPC
 connection). Everything in a session shares a ``session_id`` and numbers its streams
 from seq 1, so a consumer can tell a restart from a gap.
+
+A *stream* is what one seq counts. For USDT it is one tracepoint and one Avro record
+type; over IPC the two NetMessage directions form one stream ("net:messages") of two
+record types, because the node's drop count is not split by direction.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import threading
 from typing import Protocol
 
 from bridge.codec import _native
+from bridge.codec.single_object import SchemaStore
 from bridge.events.envelope import SourceKind
 from bridge.events.spec import EventSpec
-from bridge.ledger import SourceCounts
+from bridge.ledger import SourceCounts, Stream
 
 
 class SourceSession(Protocol):
@@ -21,9 +26,13 @@ class SourceSession(Protocol):
 
     kind: SourceKind
     session_id: str
-    specs: tuple[EventSpec, ...]
+    streams: tuple[Stream, ...]
+    record_types: tuple[EventSpec, ...]  # every record type the streams produce
     node_pid: int | None
     node_endpoint: str | None
+
+    def configure(self, encoder: _native.Encoder, store: SchemaStore) -> None:
+        """Teach the encoder this session's sequences and record types."""
 
     def alive(self) -> bool:
         """False once the node is gone (the pipeline then closes the books)."""
@@ -40,7 +49,8 @@ class SourceSession(Protocol):
         """Stop capturing; later drain() calls return what was already captured."""
 
     def source_counts(self) -> dict[int, SourceCounts]:
-        """Per tp_id: fired, and losses before the bridge (kernel / node)."""
+        """Per stream (sequence id): fired, and losses before the bridge. Streams the
+        source cannot count itself are left out (see SessionLedger)."""
 
     def close(self) -> None:
         """Release everything."""
@@ -48,6 +58,10 @@ class SourceSession(Protocol):
 
 class Source(Protocol):
     """Finds the node and opens sessions."""
+
+    reattach: bool  # open another session after one ends
+    poll_interval_s: float  # how long a session's wait() may block
+    max_batch: int  # most records one drain() returns per ring / queue
 
     def next_session(self, stop: threading.Event) -> SourceSession | None:
         """Block until a session is open (None if ``stop`` was set first)."""

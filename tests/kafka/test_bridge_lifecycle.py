@@ -15,11 +15,13 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.codec import _native
+from bridge.codec.native import configure
+from bridge.codec.single_object import SchemaStore
 from bridge.config import BridgeSettings, load_settings
 from bridge.events.catalog import BY_NAME
 from bridge.events.envelope import SourceKind
 from bridge.events.spec import EventSpec
-from bridge.ledger import SourceCounts, StreamLedger
+from bridge.ledger import SourceCounts, Stream, StreamLedger
 from tests.support.pipeline import final_books, read_topics, verdicts
 from tests.support.raw_records import build_record
 
@@ -37,13 +39,17 @@ class ScriptedSession:
 
     def __init__(self, count: int) -> None:
         self.session_id = str(uuid.uuid4())
-        self.specs: tuple[EventSpec, ...] = (ADDED,)
+        self.record_types: tuple[EventSpec, ...] = (ADDED,)
+        self.streams: tuple[Stream, ...] = (Stream(ADDED.tp_id, ADDED.name, (ADDED.tp_id,)),)
         self._pending = [
             build_record(ADDED, {"txid": bytes([i % 256]) * 32, "vsize": i, "fee": i}, seq=i)
             for i in range(1, count + 1)
         ]
         self._fired = count
         self._polls = 0
+
+    def configure(self, encoder: _native.Encoder, store: SchemaStore) -> None:
+        configure(encoder, self.record_types, store)
 
     def alive(self) -> bool:
         self._polls += 1
@@ -75,6 +81,10 @@ class ScriptedSession:
 
 
 class ScriptedSource:
+    reattach = True
+    poll_interval_s = 0.001
+    max_batch = 7
+
     def __init__(self, sessions: list[ScriptedSession], fail: Exception | None = None) -> None:
         self.sessions = sessions
         self.fail = fail

@@ -145,7 +145,7 @@ def test_unknown_nested_key_in_file(tmp_path: Path) -> None:
 
 
 def test_unknown_table_in_file(tmp_path: Path) -> None:
-    assert "ipc:" in config_error(write(tmp_path, "[ipc]\nsocket = 'x'\n"))
+    assert "zmq:" in config_error(write(tmp_path, "[zmq]\nendpoint = 'x'\n"))
 
 
 def test_unknown_nested_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:

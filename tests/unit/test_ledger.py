@@ -17,7 +17,8 @@ from bridge.codec.single_object import committed_schemas
 from bridge.events.catalog import BY_NAME, EVENTS
 from bridge.events.envelope import LossStage, SourceKind
 from bridge.events.layout import RecordFlag
-from bridge.ledger import SessionLedger, SourceCounts, StreamLedger
+from bridge.events.spec import EventSpec
+from bridge.ledger import SessionLedger, SourceCounts, Stream, StreamLedger
 from bridge.sinks.kafka.producer import KafkaSink
 from tests.support.raw_records import build_record
 
@@ -25,6 +26,11 @@ HEARTBEAT = "tracebridge.bridge.Heartbeat"
 ADDED = BY_NAME["mempool:added"]
 REJECTED = BY_NAME["mempool:rejected"]
 SESSION = "6f1c0d9e-0000-4000-8000-00000000abcd"
+
+
+def usdt_stream(spec: EventSpec) -> Stream:
+    """A USDT tracepoint is one stream of one record type, numbered by its tp_id."""
+    return Stream(spec.tp_id, spec.name, (spec.tp_id,))
 
 
 class FakeSink:
@@ -46,7 +52,7 @@ class Scenario:
             node_id="node-1",
             source=SourceKind.USDT,
             session_id=SESSION,
-            specs=[ADDED, REJECTED],
+            streams=[usdt_stream(ADDED), usdt_stream(REJECTED)],
             encoder=self.encoder,
             sink=cast(KafkaSink, self.sink),
             source_counts=lambda: dict(self.source),
@@ -219,7 +225,7 @@ def test_heartbeat_without_a_pid_is_valid() -> None:
         node_id="n",
         source=SourceKind.IPC,
         session_id="s",
-        specs=[],
+        streams=[],
         encoder=encoder,
         sink=cast(KafkaSink, FakeSink()),
         source_counts=dict,

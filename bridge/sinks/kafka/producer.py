@@ -37,10 +37,11 @@ Headers = list[tuple[str, str | bytes | None]]
 
 @dataclass(frozen=True)
 class Route:
-    """Where one stream's records go."""
+    """Where one record type's records go, and which sequence counts their losses."""
 
     topic: str
     headers: Headers
+    sequence: int
 
 
 def producer_config(config: KafkaConfig, message_max_bytes: int) -> dict[str, str | int | float]:
@@ -113,8 +114,9 @@ class KafkaSink:
 
     def _failed(self, tp_id: int, error: KafkaError) -> None:
         self.failed[tp_id] += 1
-        if self._report_loss is not None:
-            self._report_loss(tp_id, LossStage.PRODUCER, 1, False)
+        route = self._routes[tp_id]
+        if self._report_loss is not None and route is not None:
+            self._report_loss(route.sequence, LossStage.PRODUCER, 1, False)
         self._log_limited("Kafka did not accept a record (counted as a producer loss): %s.", error)
 
     # ---------------------------------------------------------------- events
@@ -153,7 +155,7 @@ class KafkaSink:
                     self._producer.poll(0.005)  # serve delivery reports: frees queue slots
                 except KafkaException as error:  # refused before queueing, e.g. too large
                     if self._report_loss is not None:
-                        self._report_loss(tp_id, LossStage.PRODUCER, 1, True)
+                        self._report_loss(route.sequence, LossStage.PRODUCER, 1, True)
                     self._log_limited(
                         "Kafka refused a record (counted as a producer loss): %s.", error
                     )

@@ -14,11 +14,13 @@ import uuid
 from pathlib import Path
 
 from bridge.codec import _native
+from bridge.codec.native import configure
+from bridge.codec.single_object import SchemaStore
 from bridge.config import UsdtSourceConfig
 from bridge.errors import BpfLoadError, NodeNotFoundError
 from bridge.events.envelope import SourceKind
 from bridge.events.spec import EventSpec
-from bridge.ledger import SourceCounts
+from bridge.ledger import SourceCounts, Stream
 from bridge.sources.usdt.elf_notes import read_usdt_probes
 from bridge.sources.usdt.process import (
     NodeProcess,
@@ -38,18 +40,23 @@ LOCATE_INTERVAL_S = 0.25
 
 
 class UsdtSourceSession:
-    """A :class:`~bridge.sources.base.SourceSession` over one BPF attachment."""
+    """A :class:`~bridge.sources.base.SourceSession` over one BPF attachment: one stream
+    per tracepoint, numbered by the BPF program itself (sequence id = tp_id)."""
 
     kind = SourceKind.USDT
 
     def __init__(self, node: NodeProcess, specs: tuple[EventSpec, ...], options: ProgramOptions):
         self.session_id = str(uuid.uuid4())
-        self.specs = specs
+        self.record_types = specs
+        self.streams = tuple(Stream(spec.tp_id, spec.name, (spec.tp_id,)) for spec in specs)
         self.node = node
         self.node_pid: int | None = node.pid
         self.node_endpoint: str | None = str(node.exe)
         self._bpf = UsdtSession(node, specs, options)
         self._final_counts: dict[int, SourceCounts] | None = None
+
+    def configure(self, encoder: _native.Encoder, store: SchemaStore) -> None:
+        configure(encoder, self.record_types, store)
 
     def alive(self) -> bool:
         return self.node.alive()
@@ -96,6 +103,9 @@ class UsdtSource:
         if config.pid is None and config.pidfile is None and config.binary is None:
             raise NodeNotFoundError("say which node to trace: --pid, --pidfile or --binary")
         self.config = config
+        self.reattach = config.reattach
+        self.poll_interval_s = config.poll_interval_ms / 1000
+        self.max_batch = config.max_batch
         self.selected = tuple(select_events(config.tracepoints))
         self.options = ProgramOptions(
             ring_kib=dict(config.ring_buffer_kib),
