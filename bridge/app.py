@@ -20,6 +20,7 @@ from typing import Any
 
 from bridge import __version__
 from bridge.codec import _native
+from bridge.codec.registry import bridge_schema_topics, framing_by_name, register_schemas
 from bridge.codec.single_object import SchemaStore, committed_schemas
 from bridge.config import BridgeSettings
 from bridge.events.avro_schema import event_schema, full_name
@@ -98,6 +99,15 @@ class Bridge:
             ensure_topics(kafka, all_topics(kafka.topic_prefix), self.message_max_bytes)
         else:
             check_reachable(admin_client(kafka), kafka)
+        registry = self.settings.registry
+        if registry.url:
+            # Registry mode changes only the framing each schema's values start with;
+            # every encoder path reads it from the store.
+            registrations = register_schemas(
+                registry, bridge_schema_topics(self.store, kafka.topic_prefix)
+            )
+            self.store = self.store.with_framing(framing_by_name(registrations))
+            log.info("Registered %d schemas at %s.", len(registrations), registry.url)
 
     def run(self) -> None:
         """Attach, pump, close the books; again after every node restart."""

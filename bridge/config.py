@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bridge.codec.registry import RegistryConfig
 from bridge.errors import ConfigError
 from bridge.events.catalog import SUBSYSTEMS
 
@@ -124,8 +125,8 @@ class IpcSourceConfig(_Model):
         "<datadir>/<network dir>/node.sock, as bitcoin-node creates it.",
     )
     datadir: Path = Field(
-        default_factory=lambda: Path.home() / ".bitcoin",
-        description="The node's data directory (for the default socket path).",
+        Path("~/.bitcoin"),
+        description="The node's data directory (for the default socket path; ~ is expanded).",
     )
     network: Literal["main", "test", "testnet4", "signet", "regtest"] = Field(
         "main", description="The node's chain (for the default socket path)."
@@ -175,9 +176,10 @@ class IpcSourceConfig(_Model):
     def socket_path(self) -> Path:
         """The configured socket, or bitcoin-node's default for the datadir and network."""
         if self.socket is not None:
-            return self.socket
+            return self.socket.expanduser()
+        datadir = self.datadir.expanduser()
         subdir = {"main": "", "test": "testnet3"}.get(self.network, self.network)
-        return self.datadir / subdir / "node.sock" if subdir else self.datadir / "node.sock"
+        return datadir / subdir / "node.sock" if subdir else datadir / "node.sock"
 
 
 class KafkaConfig(_Model):
@@ -263,6 +265,11 @@ class BridgeSettings(BaseSettings):
     usdt: UsdtSourceConfig = Field(default_factory=lambda: UsdtSourceConfig())
     ipc: IpcSourceConfig = Field(default_factory=lambda: IpcSourceConfig())
     kafka: KafkaConfig = Field(default_factory=lambda: KafkaConfig())
+    registry: RegistryConfig = Field(
+        default_factory=lambda: RegistryConfig(),
+        description="Schema registry mode: Confluent wire format and registered schemas; "
+        "without a url, Avro single-object encoding.",
+    )
     heartbeat_interval_s: float = Field(
         5.0, gt=0, description="How often the ledger is written to <prefix>.bridge."
     )

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from bridge.config import BridgeSettings, KafkaConfig, UsdtSourceConfig
+from bridge.codec.registry import RegistryConfig
+from bridge.config import BridgeSettings, IpcSourceConfig, KafkaConfig, UsdtSourceConfig
 from bridge.events.avro_schema import STABILITY_PROPERTY
 from bridge.events.catalog import ALL_EVENTS
 from bridge.events.envelope import DEAD_LETTER_SCHEMA, HEARTBEAT_SCHEMA
 from bridge.sinks.kafka.topics import bridge_topic, dead_letter_topic, event_topic
+
+# The config sections, in the order the docs present them.
+SECTIONS: tuple[tuple[type[BaseModel], str], ...] = (
+    (UsdtSourceConfig, "usdt"),
+    (IpcSourceConfig, "ipc"),
+    (KafkaConfig, "kafka"),
+    (RegistryConfig, "registry"),
+)
 
 BEGIN = "<!-- BEGIN GENERATED: {name} (tracebridge gen) -->"
 END = "<!-- END GENERATED: {name} -->"
@@ -60,7 +70,7 @@ def _config_rows(model: type[BaseModel], prefix: str) -> list[str]:
         default = _default(info)
         if isinstance(default, BaseModel):
             continue
-        shown = "(host name)" if name == "node_id" else f"`{default!r}`"
+        shown = "(host name)" if name == "node_id" else f"`{_toml_value(default)}`"
         rows.append(f"| `{prefix}{name}` | {shown} | {info.description or ''} |")
     return rows
 
@@ -69,12 +79,14 @@ def config_block() -> str:
     """Markdown table of every setting, its default and its description."""
     lines = ["| setting | default | meaning |", "|---|---|---|"]
     lines += _config_rows(BridgeSettings, "")
-    lines += _config_rows(UsdtSourceConfig, "usdt.")
-    lines += _config_rows(KafkaConfig, "kafka.")
+    for model, prefix in SECTIONS:
+        lines += _config_rows(model, f"{prefix}.")
     return "\n".join(lines)
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, Path):
+        return f'"{value}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -114,11 +126,9 @@ def example_config() -> str:
         "# Precedence: this file < TRACEBRIDGE_* environment (__ between levels) < flags.",
         "",
         *_toml_section(BridgeSettings, None),
-        "",
-        *_toml_section(UsdtSourceConfig, "usdt"),
-        "",
-        *_toml_section(KafkaConfig, "kafka"),
     ]
+    for model, section in SECTIONS:
+        parts += ["", *_toml_section(model, section)]
     return "\n".join(parts) + "\n"
 
 

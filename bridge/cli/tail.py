@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from bridge.codec.registry import RegistryConfig, RegistryResolver
+from bridge.codec.single_object import committed_schemas
 from bridge.consume import ConsumedRecord, TopicReader
 
 
@@ -41,8 +43,18 @@ def as_json_line(record: ConsumedRecord) -> str:
 @click.option("--follow", "-f", is_flag=True, help="Keep waiting for new records.")
 @click.option("--from-end", is_flag=True, help="Only records produced from now on.")
 @click.option("--max", "limit", type=int, default=0, help="Stop after this many records.")
+@click.option(
+    "--registry-url",
+    envvar="TRACEBRIDGE_REGISTRY__URL",
+    help="Schema registry, for values written in registry mode (Confluent wire format).",
+)
 def tail_command(
-    topics: tuple[str, ...], bootstrap_servers: str, follow: bool, from_end: bool, limit: int
+    topics: tuple[str, ...],
+    bootstrap_servers: str,
+    follow: bool,
+    from_end: bool,
+    limit: int,
+    registry_url: str | None,
 ) -> None:
     """Print TOPICS' records as JSON lines, decoded with the committed Avro schemas.
 
@@ -51,7 +63,10 @@ def tail_command(
       tracebridge tail tracebridge.mempool
       tracebridge tail -f --from-end tracebridge.net tracebridge.bridge
     """
-    with TopicReader(bootstrap_servers, topics, from_beginning=not from_end) as reader:
+    store = committed_schemas()
+    if registry_url:
+        store = store.with_resolver(RegistryResolver.from_config(RegistryConfig(url=registry_url)))
+    with TopicReader(bootstrap_servers, topics, from_beginning=not from_end, store=store) as reader:
         for count, record in enumerate(reader.records(follow=follow or from_end), start=1):
             click.echo(as_json_line(record))
             if limit and count >= limit:

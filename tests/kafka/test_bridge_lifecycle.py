@@ -7,94 +7,20 @@ records built by tests.support.raw_records, so failure paths can be forced preci
 from __future__ import annotations
 
 import json
-import threading
-import uuid
 from pathlib import Path
 
 import pytest
 
 from bridge.app import Bridge
-from bridge.codec import _native
-from bridge.codec.native import configure
-from bridge.codec.single_object import SchemaStore
 from bridge.config import BridgeSettings, load_settings
 from bridge.events.catalog import BY_NAME
-from bridge.events.envelope import SourceKind
-from bridge.events.spec import EventSpec
-from bridge.ledger import SourceCounts, Stream, StreamLedger
+from bridge.ledger import StreamLedger
 from tests.support.pipeline import final_books, read_topics, verdicts
-from tests.support.raw_records import build_record
+from tests.support.scripted import ScriptedSession, ScriptedSource
 
 pytestmark = pytest.mark.kafka
 
 ADDED = BY_NAME["mempool:added"]
-
-
-class ScriptedSession:
-    """Fires ``count`` mempool:added events over a few polls, then the node 'exits'."""
-
-    kind = SourceKind.USDT
-    node_pid: int | None = None
-    node_endpoint: str | None = "scripted"
-
-    def __init__(self, count: int) -> None:
-        self.session_id = str(uuid.uuid4())
-        self.record_types: tuple[EventSpec, ...] = (ADDED,)
-        self.streams: tuple[Stream, ...] = (Stream(ADDED.tp_id, ADDED.name, (ADDED.tp_id,)),)
-        self._pending = [
-            build_record(ADDED, {"txid": bytes([i % 256]) * 32, "vsize": i, "fee": i}, seq=i)
-            for i in range(1, count + 1)
-        ]
-        self._fired = count
-        self._polls = 0
-
-    def configure(self, encoder: _native.Encoder, store: SchemaStore) -> None:
-        configure(encoder, self.record_types, store)
-
-    def alive(self) -> bool:
-        self._polls += 1
-        return self._polls < 5
-
-    def wait(self, timeout_s: float) -> None:
-        pass
-
-    def drain(
-        self, encoder: _native.Encoder, max_records: int
-    ) -> tuple[list[_native.Encoded], list[_native.Rejected]]:
-        good: list[_native.Encoded] = []
-        dead: list[_native.Rejected] = []
-        batch, self._pending = self._pending[:max_records], self._pending[max_records:]
-        for raw in batch:
-            encoded, rejected = encoder.encode_one(raw)
-            good += encoded
-            dead += rejected
-        return good, dead
-
-    def stop(self) -> None:
-        pass
-
-    def source_counts(self) -> dict[int, SourceCounts]:
-        return {ADDED.tp_id: SourceCounts(fired=self._fired)}
-
-    def close(self) -> None:
-        pass
-
-
-class ScriptedSource:
-    reattach = True
-    poll_interval_s = 0.001
-    max_batch = 7
-
-    def __init__(self, sessions: list[ScriptedSession], fail: Exception | None = None) -> None:
-        self.sessions = sessions
-        self.fail = fail
-
-    def next_session(self, stop: threading.Event) -> ScriptedSession | None:
-        if self.sessions:
-            return self.sessions.pop(0)
-        if self.fail is not None:
-            raise self.fail
-        return None
 
 
 def settings(bootstrap: str, prefix: str) -> BridgeSettings:
