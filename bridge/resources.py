@@ -36,6 +36,19 @@ def avro_dir() -> Path:
     return _top_level("avro")
 
 
+RELEASED = "released"
+"""``avro/released/<version>/``: frozen copies of earlier schema sets (see its README)."""
+
+
+def current_schema_files(root: Path | None = None) -> list[Path]:
+    """The current ``.avsc`` files under ``avro/`` (or ``root``): released sets excluded,
+    since they are history, not what the bridge writes with."""
+    base = root or avro_dir()
+    return sorted(
+        path for path in base.rglob("*.avsc") if path.relative_to(base).parts[0] != RELEASED
+    )
+
+
 def cache_dir() -> Path:
     """Build and download cache outside the repository (``TRACEBRIDGE_CACHE_DIR``)."""
     import os

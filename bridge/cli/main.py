@@ -16,10 +16,11 @@ from bridge.cli.bench import bench_group
 from bridge.cli.demo import demo_command
 from bridge.cli.gen import gen_command
 from bridge.cli.run import run_command
-from bridge.cli.schemas import schemas_command
+from bridge.cli.schema_compat import schemas_group
 from bridge.cli.tail import tail_command
 from bridge.errors import BridgeError, ConfigError
 from bridge.localkafka.cli import kafka_group
+from bridge.localregistry.cli import registry_group
 
 
 class _Group(click.Group):
@@ -54,7 +55,8 @@ def main(log_level: str) -> None:
 main.add_command(run_command)
 main.add_command(demo_command)
 main.add_command(tail_command)
-main.add_command(schemas_command)
+main.add_command(schemas_group)
 main.add_command(gen_command)
 main.add_command(kafka_group)
+main.add_command(registry_group)
 main.add_command(bench_group)

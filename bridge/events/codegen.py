@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bridge.events.avro_schema import schema_files
 from bridge.events.bpf_header import events_header, probes_header
-from bridge.resources import REPO_ROOT, avro_dir, bpf_dir
+from bridge.resources import REPO_ROOT, avro_dir, bpf_dir, current_schema_files
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def stale_files() -> list[Path]:
 def orphan_schemas() -> list[Path]:
     """``.avsc`` files under ``avro/`` that the catalogue no longer generates."""
     expected = {g.path for g in generated_files()}
-    return sorted(p for p in avro_dir().rglob("*.avsc") if p not in expected)
+    return [p for p in current_schema_files(avro_dir()) if p not in expected]
 
 
 def write_all() -> list[Path]:

@@ -21,7 +21,7 @@ from bridge.events.avro_schema import STABILITY_PROPERTY, event_schema
 from bridge.events.bpf_header import events_header, probes_header
 from bridge.events.catalog import ALL_EVENTS, BY_NAME, EVENTS, IPC_EVENTS
 from bridge.events.spec import EventSpec, FieldSpec, Kind, Stability
-from bridge.resources import avro_dir, bpf_dir
+from bridge.resources import avro_dir, bpf_dir, current_schema_files
 
 # The envelope's wire order, written out here (README / envelope.py docstring), not
 # imported, so reordering the envelope in one place only is caught.
@@ -46,7 +46,7 @@ def committed_schemas_by_path() -> dict[str, dict[str, Any]]:
     root = avro_dir()
     return {
         str(path.relative_to(root)): json.loads(path.read_text())
-        for path in sorted(root.rglob("*.avsc"))
+        for path in current_schema_files(root)
     }
 
 
