@@ -7,7 +7,8 @@
     ├── SourceError            cannot read from the node
     │   ├── BpfLoadError       BCC could not compile, load or attach the program
     │   ├── NodeNotFoundError  no node process matches --pid / --pidfile / --binary
-    │   └── IpcConnectError    the node's IPC socket cannot be reached
+    │   ├── IpcConnectError    the node's IPC socket cannot be reached
+    │   └── IpcVersionError    the node speaks another version of the IPC schemas
     └── SinkError              cannot write to Kafka
         └── KafkaSetupError    topics cannot be created or the broker is unreachable
 
@@ -41,6 +42,10 @@ class NodeNotFoundError(SourceError):
 
 class IpcConnectError(SourceError):
     """The node's IPC socket cannot be reached."""
+
+
+class IpcVersionError(SourceError):
+    """The node's IPC interface is not the version configured (the message says which)."""
 
 
 class SinkError(BridgeError):

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from bridge.app import Bridge
-from bridge.config import load_settings
+from bridge.config import BridgeSettings, load_settings
+from bridge.sources.base import Source
 from bridge.sources.usdt.source import UsdtSource
 
 
@@ -18,6 +19,8 @@ def flag_overrides(**flags: Any) -> dict[str, Any]:
     """CLI flags as a nested settings dict; only the flags actually given."""
     mapping = {
         "node_id": ("node_id",),
+        "source": ("source",),
+        "socket": ("ipc", "socket"),
         "pid": ("usdt", "pid"),
         "pidfile": ("usdt", "pidfile"),
         "binary": ("usdt", "binary"),
@@ -56,6 +59,16 @@ def source_options(function: Any) -> Any:
     options = [
         click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file."),
         click.option("--node-id", help="Node name in every record (default: host name)."),
+        click.option(
+            "--source",
+            type=click.Choice(["usdt", "ipc"]),
+            help="eBPF on the node's USDT probes, or its Cap'n Proto IPC socket.",
+        ),
+        click.option(
+            "--socket",
+            type=click.Path(path_type=Path),
+            help="The node's IPC socket (-ipcbind=unix); with --source ipc.",
+        ),
         click.option("--pid", type=int, help="PID of the node to trace."),
         click.option("--pidfile", type=click.Path(path_type=Path), help="The node's pid file."),
         click.option("--binary", type=click.Path(path_type=Path), help="The node's binary."),
@@ -88,6 +101,7 @@ def run_command(config_file: Path | None, status_file: Path | None, **flags: Any
     Examples:
       tracebridge run --pidfile ~/.bitcoin/bitcoind.pid -b kafka1:9092
       tracebridge run --binary /usr/local/bin/bitcoind -t mempool -t validation
+      tracebridge run --source ipc --socket ~/.bitcoin/regtest/node.sock -b kafka1:9092
       TRACEBRIDGE_KAFKA__BOOTSTRAP_SERVERS=k:9092 tracebridge run --config bridge.toml
     """
     settings = load_settings(config_file, flag_overrides(**flags))
@@ -98,4 +112,13 @@ def run_command(config_file: Path | None, status_file: Path | None, **flags: Any
         )
     stop = threading.Event()
     install_stop_handlers(stop)
-    Bridge(settings, UsdtSource(settings.usdt), stop=stop, status_file=status_file).run()
+    Bridge(settings, make_source(settings), stop=stop, status_file=status_file).run()
+
+
+def make_source(settings: BridgeSettings) -> Source:
+    """The configured source (settings.source)."""
+    if settings.source == "ipc":
+        from bridge.sources.ipc.source import IpcSource  # pycapnp only when asked for
+
+        return IpcSource(settings.ipc)
+    return UsdtSource(settings.usdt)

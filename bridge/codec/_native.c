@@ -528,6 +528,27 @@ static PyObject *Encoder_encode_body(Encoder *self, PyObject *args)
     return ret;
 }
 
+PyDoc_STRVAR(reject_next_doc,
+"reject_next(tp_id, node_lost) -> seq\n\n"
+"Count the next event of tp_id's sequence as rejected in the bridge (Python found it\n"
+"malformed: an unparsable transaction, a wrong-sized hash); return the seq it used.");
+
+static PyObject *Encoder_reject_next(Encoder *self, PyObject *args)
+{
+    int tp;
+    unsigned long long node_lost;
+    if (!PyArg_ParseTuple(args, "iK", &tp, &node_lost)) return NULL;
+    if (!type_arg(self, tp)) return NULL;
+    Sequence *s = &self->sequences[self->types[tp].sequence];
+    skip_lost(s, node_lost, STAGE_NODE);
+    uint64_t seq = ++s->last_seq;
+    s->captured++;
+    s->dead_lettered++;
+    s->lost[STAGE_BRIDGE]++;
+    s->pending++;
+    return PyLong_FromUnsignedLongLong(seq);
+}
+
 static PyObject *Encoder_configure_capnp_list(Encoder *self, PyObject *args)
 {
     return capnp_configure(self, args);
@@ -565,6 +586,7 @@ static PyMethodDef Encoder_methods[] = {
     {"drain", (PyCFunction)Encoder_drain, METH_VARARGS, drain_doc},
     {"encode_values", (PyCFunction)Encoder_encode_values, METH_VARARGS, encode_values_doc},
     {"encode_body", (PyCFunction)Encoder_encode_body, METH_VARARGS, encode_body_doc},
+    {"reject_next", (PyCFunction)Encoder_reject_next, METH_VARARGS, reject_next_doc},
     {"configure_capnp_list", (PyCFunction)Encoder_configure_capnp_list, METH_VARARGS,
      configure_capnp_list_doc},
     {"encode_capnp_list", (PyCFunction)Encoder_encode_capnp_list, METH_VARARGS,

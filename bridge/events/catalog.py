@@ -21,6 +21,7 @@ from bridge.events.spec import (
     FieldSpec,
     IpcBinding,
     Kind,
+    RecordSpec,
     Stability,
 )
 
@@ -627,6 +628,182 @@ def _proposed(
     )
 
 
+# Node's enum class ConnectionType, as the Int32 NodeStats.connType carries it; the
+# symbols are CONNECTION_TYPE's, so the Avro enum is the same type as the tracepoints'.
+CONNECTION_TYPE_CODE = EnumSpec(
+    name="ConnectionType",
+    doc=CONNECTION_TYPE.doc + " Over IPC: enum class ConnectionType (src/node/connection_types.h).",
+    values=(
+        (0, "INBOUND"),
+        (2, "MANUAL"),
+        (3, "FEELER"),
+        (1, "OUTBOUND_FULL_RELAY"),
+        (4, "BLOCK_RELAY_ONLY"),
+        (5, "ADDR_FETCH"),
+        (6, "PRIVATE_BROADCAST"),
+    ),
+)
+
+PEER = RecordSpec(
+    name="PeerStats",
+    doc="One connected peer, from Node.getNodesStats (CNodeStats).",
+    fields=(
+        FieldSpec("peer_id", Kind.I64, "Peer id (nodeid)."),
+        FieldSpec("addr", Kind.TEXT, "Address and port (addrName)."),
+        FieldSpec("inbound", Kind.BOOL, "True for an inbound connection."),
+        FieldSpec("conn_type", Kind.I32, "Connection type.", enum=CONNECTION_TYPE_CODE),
+        FieldSpec("network", Kind.I32, "Network the peer is reached through.", enum=NETWORK),
+        FieldSpec("version", Kind.I32, "Protocol version the peer announced."),
+        FieldSpec("subver", Kind.TEXT, "User agent the peer announced (cleanSubVer)."),
+        FieldSpec("services", Kind.U64, "Service bits the peer announced."),
+        FieldSpec("starting_height", Kind.I32, "Best height the peer announced."),
+        FieldSpec("bytes_sent", Kind.U64, "Bytes sent to the peer.", "bytes"),
+        FieldSpec("bytes_recv", Kind.U64, "Bytes received from the peer.", "bytes"),
+        FieldSpec("ping_time_us", Kind.I64, "Last ping time.", "us"),
+        FieldSpec("min_ping_time_us", Kind.I64, "Lowest ping time.", "us"),
+        FieldSpec("time_connected", Kind.I64, "When it connected.", "s since UNIX epoch"),
+        FieldSpec("last_send", Kind.I64, "Last send.", "s since UNIX epoch"),
+        FieldSpec("last_recv", Kind.I64, "Last receive.", "s since UNIX epoch"),
+        FieldSpec("bip152_hb_to", Kind.BOOL, "We asked it for high-bandwidth compact blocks."),
+        FieldSpec("bip152_hb_from", Kind.BOOL, "It asked us for high-bandwidth compact blocks."),
+        FieldSpec("relay_txes", Kind.BOOL, "It wants transactions relayed."),
+    ),
+)
+
+BAN_ENTRY = RecordSpec(
+    name="BanEntry",
+    doc="One ban, from Node.getBanned: the serialized CSubNet and CBanEntry.",
+    fields=(
+        FieldSpec("subnet", Kind.DATA, "Serialized CSubNet."),
+        FieldSpec("entry", Kind.DATA, "Serialized CBanEntry (creation time, ban until)."),
+    ),
+)
+
+FEE_ESTIMATE = RecordSpec(
+    name="FeeEstimate",
+    doc="Chain.estimateSmartFee for one confirmation target.",
+    fields=(
+        FieldSpec("target", Kind.I32, "Confirmation target asked for.", "blocks"),
+        FieldSpec("fee_rate", Kind.I64, "Estimated fee rate (0 if none).", "sat/kvB"),
+    ),
+)
+
+# Snapshots of node state, polled every ipc.poll_interval_s. Each combines several
+# methods' results, so the binding names "<method>.<result field>".
+_POLLED_SNAPSHOTS: tuple[EventSpec, ...] = (
+    _proposed(
+        50,
+        "node",
+        "node",
+        "peers",
+        "Snapshot of the connected peers (Node.getNodesStats).",
+        (FieldSpec("peers", Kind.LIST, "One entry per peer.", items=PEER),),
+        IpcBinding("Node", "getNodesStats", (("peers", "getNodesStats.stats"),), polled=True),
+        "PR #10102",
+    ),
+    _proposed(
+        51,
+        "node",
+        "node",
+        "mempool_stats",
+        "Snapshot of the mempool's size and fee floors.",
+        (
+            FieldSpec("size", Kind.U64, "Transactions in the mempool.", "count"),
+            FieldSpec("dynamic_usage", Kind.U64, "Memory the mempool uses.", "bytes"),
+            FieldSpec("max_usage", Kind.U64, "The mempool's memory limit.", "bytes"),
+            FieldSpec("min_fee", Kind.I64, "Minimum fee rate to enter the mempool.", "sat/kvB"),
+            FieldSpec("relay_min_fee", Kind.I64, "Minimum relay fee rate.", "sat/kvB"),
+        ),
+        IpcBinding(
+            "Node",
+            "getMempoolSize",
+            (
+                ("size", "getMempoolSize.result"),
+                ("dynamic_usage", "getMempoolDynamicUsage.result"),
+                ("max_usage", "getMempoolMaxUsage.result"),
+                ("min_fee", "Chain.mempoolMinFee.result"),
+                ("relay_min_fee", "Chain.relayMinFee.result"),
+            ),
+            polled=True,
+        ),
+        "PR #10102, PR #29409",
+    ),
+    _proposed(
+        52,
+        "node",
+        "node",
+        "chain_stats",
+        "Snapshot of the chain's progress.",
+        (
+            FieldSpec("header_height", Kind.I32, "Best header height (-1 if none)."),
+            FieldSpec("header_time", Kind.I64, "Best header time.", "s since UNIX epoch"),
+            FieldSpec("blocks", Kind.I32, "Height of the active tip."),
+            FieldSpec("best_block_hash", Kind.HASH32, "Hash of the active tip."),
+            FieldSpec("verification_progress", Kind.F64, "Estimated progress, 0..1."),
+            FieldSpec("initial_block_download", Kind.BOOL, "True during initial block download."),
+            FieldSpec("have_pruned", Kind.BOOL, "True if blocks were pruned."),
+            FieldSpec("prune_height", Kind.I32, "Lowest height with block data (-1: none pruned)."),
+        ),
+        IpcBinding(
+            "Node",
+            "getHeaderTip",
+            (
+                ("header_height", "getHeaderTip.height"),
+                ("header_time", "getHeaderTip.blockTime"),
+                ("blocks", "getNumBlocks.result"),
+                ("best_block_hash", "getBestBlockHash.result"),
+                ("verification_progress", "getVerificationProgress.result"),
+                ("initial_block_download", "isInitialBlockDownload.result"),
+                ("have_pruned", "Chain.havePruned.result"),
+                ("prune_height", "Chain.getPruneHeight.result"),
+            ),
+            polled=True,
+        ),
+        "PR #10102, PR #29409",
+    ),
+    _proposed(
+        53,
+        "node",
+        "node",
+        "network_stats",
+        "Snapshot of the node's networking.",
+        (
+            FieldSpec("network_active", Kind.BOOL, "Whether networking is active."),
+            FieldSpec("connections_in", Kind.U64, "Inbound connections.", "count"),
+            FieldSpec("connections_out", Kind.U64, "Outbound connections.", "count"),
+            FieldSpec("bytes_recv", Kind.I64, "Bytes received since start.", "bytes"),
+            FieldSpec("bytes_sent", Kind.I64, "Bytes sent since start.", "bytes"),
+            FieldSpec("banned", Kind.LIST, "The ban list.", items=BAN_ENTRY),
+        ),
+        IpcBinding(
+            "Node",
+            "getNetworkActive",
+            (
+                ("network_active", "getNetworkActive.result"),
+                ("connections_in", "getNodeCount.result"),
+                ("connections_out", "getNodeCount.result"),
+                ("bytes_recv", "getTotalBytesRecv.result"),
+                ("bytes_sent", "getTotalBytesSent.result"),
+                ("banned", "getBanned.banmap"),
+            ),
+            polled=True,
+        ),
+        "PR #10102",
+    ),
+    _proposed(
+        54,
+        "chain",
+        "node",
+        "fee_estimates",
+        "Snapshot of fee estimates for a few confirmation targets (Chain.estimateSmartFee).",
+        (FieldSpec("estimates", Kind.LIST, "One entry per target.", items=FEE_ESTIMATE),),
+        IpcBinding(
+            "Chain", "estimateSmartFee", (("estimates", "estimateSmartFee.result"),), polled=True
+        ),
+        "PR #29409",
+    ),
+)
+
 IPC_EVENTS: tuple[EventSpec, ...] = (
     _proposed(
         32,
@@ -762,6 +939,7 @@ IPC_EVENTS: tuple[EventSpec, ...] = (
         IpcBinding("NotifyHeaderTipCallback", "call", _TIP),
         "PR #10102",
     ),
+    *_POLLED_SNAPSHOTS,
     EventSpec(
         tp_id=60,
         subsystem="validation",

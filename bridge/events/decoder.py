@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from bridge.events.avro_values import to_avro
 from bridge.events.catalog import BY_TP_ID
 from bridge.events.layout import HEADER, HEADER_SIZE, RecordFlag, RecordLayout, compute_layout
 from bridge.events.spec import EventSpec, FieldSpec, Kind
@@ -133,32 +134,7 @@ def decode_record(raw: bytes) -> DecodedRecord:
     return DecodedRecord(header, spec, values)
 
 
-def as_long(value: int) -> int:
-    """An unsigned 64-bit value as the Avro long with the same bits."""
-    value &= (1 << 64) - 1
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
 def event_fields(record: DecodedRecord) -> dict[str, Any]:
     """The event part of the Avro record (everything but the envelope), by the mapping
     rules in :mod:`bridge.events.avro_schema`."""
-    out: dict[str, Any] = {}
-    for field_spec in record.spec.fields:
-        value = record.values[field_spec.name]
-        name = field_spec.name
-        if field_spec.kind is Kind.HASH32:
-            out[name] = value
-            out[f"{name}_hex"] = value[::-1].hex()
-        elif field_spec.kind is Kind.PAYLOAD:
-            assert field_spec.length_of is not None
-            out[name] = value
-            out[f"{name}_truncated"] = record.values[field_spec.length_of] > len(value)
-        elif field_spec.enum is not None:
-            index = field_spec.enum.index_of(value)
-            out[name] = field_spec.enum.symbols[index]
-            out[f"{name}_raw"] = None if index else value
-        elif field_spec.kind is Kind.U64:
-            out[name] = as_long(value)
-        else:
-            out[name] = value
-    return out
+    return to_avro(record.spec.fields, record.values)

@@ -14,8 +14,9 @@ from typing import Any
 from bridge.app import Bridge
 from bridge.config import BridgeSettings, load_settings
 from bridge.consume import ConsumedRecord, TopicReader
+from bridge.events.avro_values import as_long
 from bridge.events.catalog import BY_NAME
-from bridge.events.decoder import as_long, trim_partial_utf8
+from bridge.events.decoder import trim_partial_utf8
 from bridge.events.spec import Kind
 from bridge.sinks.kafka.topics import all_topics
 from bridge.sources.usdt.source import UsdtSource

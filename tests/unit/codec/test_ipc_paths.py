@@ -15,8 +15,8 @@ from bridge.codec.capnp_table import list_table
 from bridge.codec.native import Encoder, configure, field_rows
 from bridge.codec.single_object import committed_schemas
 from bridge.events.avro_schema import event_schema, full_name
+from bridge.events.avro_values import as_long
 from bridge.events.catalog import BY_NAME, EVENTS
-from bridge.events.decoder import as_long
 from bridge.events.envelope import SourceKind
 from bridge.events.layout import compute_layout
 

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from bridge.codec.native import Encoder, configure
 from bridge.codec.single_object import committed_schemas
 from bridge.events.avro_schema import event_schema, full_name
+from bridge.events.avro_values import as_long
 from bridge.events.catalog import BY_NAME, EVENTS
-from bridge.events.decoder import RecordDecodeError, as_long, decode_record, event_fields
+from bridge.events.decoder import RecordDecodeError, decode_record, event_fields
 from bridge.events.envelope import LossStage, SourceKind
 from bridge.events.spec import EventSpec, FieldSpec, Kind
 from tests.support.raw_records import build_record

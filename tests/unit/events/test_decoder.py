@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from bridge.events.avro_values import as_long
 from bridge.events.catalog import BY_NAME, EVENTS
 from bridge.events.decoder import (
     RecordDecodeError,
-    as_long,
     decode_record,
     event_fields,
     trim_partial_utf8,

@@ -1,0 +1,1 @@
+"""Tests of the Cap'n Proto schemas and the emulated IPC node (marker ``ipc``)."""
