@@ -1,19 +1,19 @@
 """A throwaway single-node Kafka broker for tests and local runs, without Docker.
 
 The broker is Apache Kafka's own server, run from jars that Maven fetches from Central
-into a cache outside the repository (``deploy/kafka/``). The modules split by job:
+into a cache outside the repository (``deploy/kafka/``). What every local JVM service
+shares (fetching, ports, process ownership, the state file, the lifecycle and the CLI)
+is ``bridge.localservice``; the modules here are what is Kafka's own:
 
 - ``jars``: fetch and cache the broker's jars (``python -m bridge.localkafka.jars``);
-- ``broker``: ``LocalBroker``, the lifecycle of one KRaft broker in a run directory
-  (start or adopt, health-check, stop, status), sequencing the modules below;
+- ``broker``: ``LocalBroker``, one KRaft broker in a run directory (start or adopt,
+  health-check, stop, status), with Kafka's provisioning before a start;
 - ``rundir``: where one broker's files live inside its run directory;
-- ``provision``: get a run directory ready (ports, jars, config, storage) before a start;
 - ``properties``: render ``server.properties`` and refuse overrides of the keys it manages;
-- ``jvm``: find ``java`` and run Kafka's JVMs (storage formatting, the broker itself);
-- ``readiness``: wait until the broker serves metadata, noticing at once if it dies;
-- ``ports``: pick free loopback ports and refuse busy ones before a JVM is started;
-- ``process``: recognise our broker by its command line, signal only it, wait for exit;
+- ``jvm``: find ``java``, format Kafka's storage and build the broker's command line;
+- ``readiness``: wait until the broker serves metadata;
 - ``state``: ``broker.json``, which lets another process find and stop the broker;
+- ``ports``: the loopback host and port probe, for ``bridge.cli``;
 - ``cli``: the ``kafka`` click group (``start``, ``stop``, ``status``, ``jars``).
 
 Only the error type lives here, so that importing the package stays cheap and running

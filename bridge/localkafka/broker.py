@@ -5,36 +5,33 @@ and no Apache downloads, so testcontainers and the tarball scripts are out. The 
 from the jars ``bridge.localkafka.jars`` caches, with the config of
 shared/reference/kafka-local.md (sections 1.5-1.10).
 
-A broker is owned through its run directory (layout in ``bridge.localkafka.rundir``):
-its ``broker.json`` lets another process (``tracebridge kafka stop``) find the broker, and
-because a pid in a file can go stale and be reused by an unrelated process, nothing is
-signalled unless its ``/proc/<pid>/cmdline`` names this run directory's server.properties.
-
-This module is the lifecycle (start or adopt, stop, status); the mechanics it sequences
-live in the sibling modules listed in the package docstring.
+A broker is owned through its run directory (layout in ``bridge.localkafka.rundir``), with
+the lifecycle every local service shares (``bridge.localservice.service``): its
+``broker.json`` lets another process (``tracebridge kafka stop``) find the broker, and
+nothing is signalled unless its ``/proc/<pid>/cmdline`` names this run directory's
+server.properties. What is Kafka's own is here: the ports, the jars, the config and
+storage formatting before a start, and readiness as a metadata request.
 """
 
-import logging
-import subprocess
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from bridge.localkafka import LocalKafkaError
-from bridge.localkafka.jars import DEFAULT_KAFKA_VERSION
-from bridge.localkafka.jvm import DEFAULT_JVM_OPTIONS, kafka_uuid, launch_broker
-from bridge.localkafka.ports import HOST, resolve_ports
-from bridge.localkafka.process import carries_marker, pid_alive, terminate_marked
-from bridge.localkafka.properties import check_extra_properties
-from bridge.localkafka.provision import prepare_fresh_start
-from bridge.localkafka.readiness import BrokerExitedError, wait_until_ready
-from bridge.localkafka.rundir import RunDir, default_run_dir
-from bridge.localkafka.state import STATE_FILE, BrokerState, read_state, write_state
-
-logger = logging.getLogger(__name__)
+from bridge.localkafka.jars import DEFAULT_KAFKA_VERSION, ensure_jars
+from bridge.localkafka.jvm import (
+    DEFAULT_JVM_OPTIONS,
+    broker_command,
+    find_java,
+    format_storage_once,
+    kafka_uuid,
+)
+from bridge.localkafka.properties import check_extra_properties, write_server_properties
+from bridge.localkafka.readiness import metadata_attempts
+from bridge.localkafka.rundir import RUN_DIR_NAME, SERVER_PROPERTIES, RunDir
+from bridge.localkafka.state import STATE_FILE, BrokerState
+from bridge.localservice.service import LocalService, ServiceStatus
 
 # Not 9092, so a Kafka the developer already runs is left alone; the reference's multi-node
 # layout (kafka-local.md 1.11) uses the same i9092 pattern.
@@ -42,20 +39,34 @@ DEFAULT_PORT = 19092
 
 
 @dataclass(frozen=True)
-class BrokerStatus:
+class BrokerStatus(ServiceStatus):
     """What ``LocalBroker.status()`` found; ``pid`` and servers are None when not running."""
 
-    running: bool
-    pid: int | None
-    bootstrap_servers: str | None
+    @property
+    def bootstrap_servers(self) -> str | None:
+        """``127.0.0.1:<port>`` of the running broker."""
+        return self.address
 
 
-class LocalBroker:
+class LocalBroker(LocalService[BrokerState, BrokerStatus]):
     """One single-node KRaft broker on 127.0.0.1, owned through its run directory.
 
     ``start()`` and ``stop()`` are idempotent so that tests, the CLI and scripts can call
     them without first asking whether someone else already did.
     """
+
+    label = "Kafka broker"
+    error = LocalKafkaError
+    run_dir_name = RUN_DIR_NAME
+    # Its path is the broker command's last argument.
+    config_file_name = SERVER_PROPERTIES
+    state_file_name = STATE_FILE
+    log_file_name = "broker.out"
+    port_roles = ("client", "controller")
+    address_template = "{host}:{port}"
+    description_template = "Kafka {version} broker"
+    state_type = BrokerState
+    status_type = BrokerStatus
 
     def __init__(
         self,
@@ -73,204 +84,52 @@ class LocalBroker:
         defaults (except the keys that listeners, paths and roles depend on).
         """
         check_extra_properties(extra_properties or {})
-        self._dir = RunDir(run_dir.expanduser().resolve())
-        self._requested_port = port
-        self._requested_controller_port = controller_port
-        self._port: int | None = port or None
-        self._controller_port: int | None = controller_port or None
-        self._kafka_version = kafka_version
-        self._jvm_options = tuple(jvm_options)
+        super().__init__(run_dir, (port, controller_port), kafka_version, jvm_options)
+        self._dir = RunDir(self.run_dir)
         self._extra_properties = dict(extra_properties or {})
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def from_run_dir(cls, run_dir: Path) -> Self:
-        """Rebuild the broker that a (possibly other) process started in ``run_dir``.
-
-        Without a readable broker.json this returns a default, stopped broker, so
-        ``status()`` and ``stop()`` still work on a run dir that holds nothing.
-        """
-        instance = cls(run_dir)
-        state = read_state(instance._dir.state_file)
+    def _from_state(cls, run_dir: Path, state: BrokerState | None) -> Self:
         if state is None:
-            return instance
-        return cls(
-            run_dir,
-            port=state.port,
-            controller_port=state.controller_port,
-            kafka_version=state.kafka_version,
-        )
+            return cls(run_dir)
+        return cls(run_dir, state.port, state.controller_port, state.kafka_version)
 
-    @property
-    def run_dir(self) -> Path:
-        """The directory holding this broker's config, data, logs and state."""
-        return self._dir.path
+    # ``127.0.0.1:<port>``; with port 0 it is known only once ``start()`` picked one.
+    bootstrap_servers = LocalService.address
 
-    @property
-    def server_properties(self) -> Path:
-        """The config path; it doubles as the marker that identifies our JVM in /proc."""
-        return self._dir.server_properties
+    def _provision(self, ports: tuple[int, ...]) -> list[str]:
+        """Fetch the jars, write the config and format storage (once, so topics persist).
 
-    @property
-    def log_path(self) -> Path:
-        """Where the JVM's stdout and stderr go; read it when a start fails."""
-        return self._dir.broker_out
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """``127.0.0.1:<port>``; with port 0 it is known only once ``start()`` picked one."""
-        if self._port is None:
-            raise LocalKafkaError(
-                "The broker's port is chosen at start() (port=0); start the broker first."
-            )
-        return f"{HOST}:{self._port}"
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def start(self, timeout: float = 120.0) -> None:
-        """Start the broker and return once a client can fetch metadata from it.
-
-        ``timeout`` covers the broker's own startup (measured ~2.5 s warm, 2 cores), not the
-        one-time jar download. If this run dir's broker already runs, it is adopted instead:
-        a second ``start()`` is a no-op. On failure the JVM we launched is stopped again and
-        the error carries the tail of broker.out.
+        Each step can fail for a reason worth naming (no ``java``, a Maven or StorageTool
+        error); doing them before the broker JVM turns each into a specific error.
         """
-        self._reap()
-        state = read_state(self._dir.state_file)
-        if state is not None:
-            if self._is_our_broker(state.pid):
-                self._adopt(state, timeout)
-                return
-            logger.info(
-                "Clearing stale %s (pid %d is not this run dir's broker).",
-                self._dir.state_file,
-                state.pid,
-            )
-            self._dir.state_file.unlink(missing_ok=True)
+        port, controller_port = ports
+        libs = ensure_jars(self.version)
+        java = find_java()
+        self._dir.logs.mkdir(parents=True, exist_ok=True)
+        write_server_properties(
+            self.config_path, port, controller_port, self._dir.data, self._extra_properties
+        )
+        format_storage_once(java, libs, self._dir)
+        return broker_command(java, libs, self._jvm_options, self._dir)
 
-        port, controller_port = self._choose_ports()
-        java, libs = prepare_fresh_start(
-            self._dir, port, controller_port, self._kafka_version, self._extra_properties
-        )
-        started = time.monotonic()
-        self._proc = launch_broker(java, libs, self._jvm_options, self._dir)
-        pid = self._proc.pid
-        # Written before readiness, so a crashed caller still leaves a way to stop the JVM.
-        new_state = BrokerState.of_new_broker(
-            pid, port, controller_port, self._dir.marker, self._kafka_version
-        )
-        write_state(self._dir.state_file, new_state)
-        try:
-            self._wait_ready(pid, started + timeout)
-        except BaseException:
-            # Including KeyboardInterrupt: the caller never got a running broker, so nobody
-            # else would stop this JVM.
-            self.stop()
-            raise
-        logger.info(
-            "Kafka %s broker ready at %s in %.1f s (pid %d, run dir %s).",
-            self._kafka_version,
-            self.bootstrap_servers,
-            time.monotonic() - started,
-            pid,
-            self.run_dir,
+    def _new_state(self, pid: int, ports: tuple[int, ...]) -> BrokerState:
+        return BrokerState(
+            pid=pid,
+            port=ports[0],
+            controller_port=ports[1],
+            bootstrap_servers=self.address,
+            cmdline_marker=self.marker,
+            kafka_version=self.version,
         )
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the broker gracefully (SIGTERM), or kill it after ``timeout`` seconds.
+    def _readiness_attempts(self) -> Generator[str | None, None, None]:
+        return metadata_attempts(self.port)
 
-        Returns whether a broker was stopped. A pid in broker.json whose command line does
-        not name our server.properties is never signalled: the file is only cleared.
-        """
-        self._reap()
-        state = read_state(self._dir.state_file)
-        pid = state.pid if state is not None else None
-        if pid is None and self._proc is not None:
-            pid = self._proc.pid
-        if pid is None:
-            return False
-        stopped = False
-        if self._is_our_broker(pid):
-            logger.info("Stopping the Kafka broker (pid %d).", pid)
-            stopped = terminate_marked(pid, self._dir.marker, timeout, self._proc, self.log_path)
-        elif pid_alive(pid):
-            logger.warning(
-                "Not signalling pid %d: its command line does not mention %s; "
-                "clearing the stale %s.",
-                pid,
-                self.server_properties,
-                self._dir.state_file,
-            )
-        self._dir.state_file.unlink(missing_ok=True)
-        if self._proc is not None and self._proc.pid == pid:
-            self._proc = None
-        return stopped
 
-    def status(self) -> BrokerStatus:
-        """Report whether this run dir's broker process is alive (not whether it is healthy)."""
-        self._reap()
-        state = read_state(self._dir.state_file)
-        if state is None or not self._is_our_broker(state.pid):
-            return BrokerStatus(running=False, pid=None, bootstrap_servers=None)
-        return BrokerStatus(running=True, pid=state.pid, bootstrap_servers=state.bootstrap_servers)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _adopt(self, state: BrokerState, timeout: float) -> None:
-        """Take over an already running broker of this run dir, if it is what was asked for."""
-        for requested, actual, what in (
-            (self._requested_port, state.port, "port"),
-            (self._requested_controller_port, state.controller_port, "controller port"),
-        ):
-            if requested not in (0, actual):
-                raise LocalKafkaError(
-                    f"The broker in {self.run_dir} already runs (pid {state.pid}) with {what} "
-                    f"{actual}, not {requested}; stop it first to change ports."
-                )
-        self._port, self._controller_port = state.port, state.controller_port
-        self._wait_ready(state.pid, time.monotonic() + timeout)
-        logger.info(
-            "Kafka broker already running at %s (pid %d).", state.bootstrap_servers, state.pid
-        )
-
-    def _choose_ports(self) -> tuple[int, int]:
-        """Return the ports, resolving 0 to free ports on first use only.
-
-        Restarts of the same object therefore keep their ports, so clients configured with
-        ``bootstrap_servers`` before a restart still reach the broker after it.
-        """
-        self._port, self._controller_port = resolve_ports(self._port, self._controller_port)
-        return self._port, self._controller_port
-
-    def _wait_ready(self, pid: int, deadline: float) -> None:
-        """Wait until ``pid`` serves metadata; if it died instead, forget it and re-raise."""
-        port, _ = self._choose_ports()
-        try:
-            wait_until_ready(pid, port, deadline, self._proc, self._dir)
-        except BrokerExitedError:
-            self._reap()
-            self._dir.state_file.unlink(missing_ok=True)
-            raise
-
-    def _reap(self) -> None:
-        """Collect our child if it died, so a zombie is not mistaken for a live broker."""
-        if self._proc is not None and self._proc.poll() is not None:
-            self._proc = None
-
-    def _is_our_broker(self, pid: int) -> bool:
-        return carries_marker(pid, self._dir.marker)
+def default_run_dir() -> Path:
+    """Return ``<cache>/run/kafka``: outside the repository, shared by CLI invocations."""
+    return LocalBroker.default_run_dir()
 
 
 __all__ = [

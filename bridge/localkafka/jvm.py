@@ -1,4 +1,4 @@
-"""Run Kafka's JVMs: find ``java``, format the storage once, and launch the broker.
+"""Kafka's JVMs: find ``java``, format the storage once, and the broker's command line.
 
 These are the two Java programs a local broker needs (``kafka.tools.StorageTool`` and
 ``kafka.Kafka``), run from the jars ``bridge.localkafka.jars`` caches instead of through
@@ -17,6 +17,8 @@ from pathlib import Path
 from bridge.localkafka import LocalKafkaError
 from bridge.localkafka.jars import DEPLOY_DIR
 from bridge.localkafka.rundir import RunDir
+from bridge.localservice.output import tail_text
+from bridge.localservice.process import run_captured
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,6 @@ STORAGE_TOOL_JVM_OPTIONS: tuple[str, ...] = ("-Xmx256m",)
 
 # StorageTool format is one JVM start (measured ~1.3 s); 120 s only trips on a wedged box.
 FORMAT_TIMEOUT_S = 120.0
-
-# How much of broker.out goes into an error: the fatal exception and its cause fit in 30
-# lines because the console log is WARN-only (deploy/kafka/log4j2.properties).
-LOG_TAIL_LINES = 30
 
 
 def find_java() -> str:
@@ -90,14 +88,7 @@ def format_storage_once(java: str, libs: Path, run_dir: RunDir) -> None:
         str(run_dir.server_properties),
     ]
     try:
-        result = subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=FORMAT_TIMEOUT_S,
-            check=False,
-        )
+        result = run_captured(cmd, FORMAT_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise LocalKafkaError(
@@ -108,20 +99,18 @@ def format_storage_once(java: str, libs: Path, run_dir: RunDir) -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise LocalKafkaError(
             f"Formatting Kafka storage in {data_dir} failed (exit {result.returncode}).\n"
-            f"{tail_text(result.stdout + result.stderr)}"
+            f"{tail_text(result.stdout)}"
         )
     logger.info("Formatted Kafka storage in %s (cluster id %s).", data_dir, cluster_id)
 
 
-def launch_broker(
-    java: str, libs: Path, jvm_options: Sequence[str], run_dir: RunDir
-) -> subprocess.Popen[bytes]:
-    """Start ``kafka.Kafka`` in the background, its output appended to ``broker.out``.
+def broker_command(java: str, libs: Path, jvm_options: Sequence[str], run_dir: RunDir) -> list[str]:
+    """Return the command line of ``kafka.Kafka`` for this run directory.
 
-    The config path is the last argument on the command line, where
-    ``bridge.localkafka.process`` later looks for it to recognise this JVM.
+    The config path is the last argument: it is the marker by which ``LocalBroker``
+    recognises this JVM in /proc.
     """
-    cmd = [
+    return [
         java,
         *jvm_options,
         *_log_options(run_dir.logs),
@@ -130,31 +119,6 @@ def launch_broker(
         "kafka.Kafka",
         str(run_dir.server_properties),
     ]
-    logger.debug("Launching %s", " ".join(cmd))
-    with run_dir.broker_out.open("ab") as out:
-        # A new session keeps a Ctrl-C aimed at the test run or CLI away from the
-        # broker: it is stopped through stop(), which waits for a clean shutdown.
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def log_tail(path: Path) -> str:
-    """Return the last lines of a JVM's output file, labelled, for an error message."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"({path} is missing)"
-    return f"Last lines of {path}:\n{tail_text(text)}"
-
-
-def tail_text(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    """Return the last ``lines`` lines of ``text``, which is where a JVM's fatal error is."""
-    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(no output)"
 
 
 def _log_options(logs_dir: Path) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bridge.localkafka import LocalKafkaError
-from bridge.localkafka.ports import HOST
+from bridge.localservice.ports import HOST
 
 # Bitcoin Core's MAX_PROTOCOL_MESSAGE_LENGTH is 4,000,000 bytes, and a whole P2P message
 # (a block) must fit in one record plus the record-batch overhead; 8 MiB leaves 2x room

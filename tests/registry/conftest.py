@@ -29,9 +29,5 @@ def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from bridge.localregistry.registry import LocalRegistry
 
-    registry = LocalRegistry(tmp_path_factory.mktemp("registry"), port=0)
-    registry.start()
-    try:
+    with LocalRegistry(tmp_path_factory.mktemp("registry"), port=0) as registry:
         yield registry.url
-    finally:
-        registry.stop()
