@@ -10,11 +10,13 @@ books are then closed in an order that makes them exact (see :meth:`Bridge._fini
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,19 @@ def wall_offset_ns() -> int:
             best = (after - before, wall - (before + after) // 2)
     assert best is not None
     return best[1]
+
+
+@dataclass
+class SessionCpu:
+    """Where a session's CPU went, in seconds, for the benchmarks: the bridge thread's
+    drain (receive, decode, encode) and produce() calls, the thread in total, and the
+    source's own thread (IPC's event loop: receiving and encoding). The rest of the
+    process's CPU is librdkafka's threads."""
+
+    drain_s: float = 0.0
+    produce_s: float = 0.0
+    main_thread_s: float = 0.0
+    source_thread_s: float = 0.0
 
 
 class Bridge:
@@ -133,6 +148,7 @@ class Bridge:
     # ------------------------------------------------------------------ one session
     def _run_session(self, session: SourceSession) -> None:
         settings = self.settings
+        self._cpu = SessionCpu(main_thread_s=time.thread_time())
         self.encoder = _native.Encoder()  # a fresh table: each source lays out its own
         session.configure(self.encoder, self.store)
         self._sequence_of = {
@@ -200,18 +216,25 @@ class Bridge:
         books = self._heartbeat(ledger, final=True)
         if self.sink.flush(FINISH_FLUSH_S):
             log.error("The final ledger of session %s was not delivered.", session.session_id)
+        self._cpu.main_thread_s = time.thread_time() - self._cpu.main_thread_s
+        self._cpu.source_thread_s = session.source_thread_cpu_s
         self._last_books = {
             "session_id": session.session_id,
             "node_pid": session.node_pid,
             "books": [book.to_avro() for book in books],
+            "cpu": dataclasses.asdict(self._cpu),
         }
         self.status.update("session_ended", **self._last_books)
         log.info("Session %s ended: %s.", session.session_id, _summary(books))
 
     def _pump(self, session: SourceSession, ledger: SessionLedger, max_batch: int) -> int:
+        started = time.thread_time()
         good, dead = session.drain(self.encoder, max_batch)
+        drained = time.thread_time()
+        self._cpu.drain_s += drained - started
         if good:
             produced = self.sink.produce_events(good)
+            self._cpu.produce_s += time.thread_time() - drained
             if produced < len(good):
                 dropped = Counter(self._sequence_of[tp_id] for tp_id, _, _ in good[produced:])
                 for sequence, count in dropped.items():

@@ -30,6 +30,7 @@ class SourceSession(Protocol):
     record_types: tuple[EventSpec, ...]  # every record type the streams produce
     node_pid: int | None
     node_endpoint: str | None
+    source_thread_cpu_s: float  # CPU of a thread of the source's own (IPC: its event loop)
 
     def configure(self, encoder: _native.Encoder, store: SchemaStore) -> None:
         """Teach the encoder this session's sequences and record types."""

@@ -25,6 +25,7 @@ class ScriptedSession:
     """Fires ``count`` mempool:added events over a few polls, then the node 'exits'."""
 
     kind = SourceKind.USDT
+    source_thread_cpu_s = 0.0
     node_pid: int | None = None
     node_endpoint: str | None = "scripted"
 

@@ -90,6 +90,7 @@ class IpcSourceSession:
 
     kind = SourceKind.IPC
     node_pid: int | None = None
+    source_thread_cpu_s = 0.0  # set when the event loop thread ends
 
     def __init__(self, config: IpcSourceConfig, path: Path) -> None:
         self.session_id = str(uuid.uuid4())
@@ -182,6 +183,7 @@ class IpcSourceSession:
             if self._connected.is_set():
                 log.warning("%s.", error)
         finally:
+            self.source_thread_cpu_s = time.thread_time()
             self._done.set()
             self._connected.set()  # wake connect() if it still waits
 

@@ -44,6 +44,7 @@ class UsdtSourceSession:
     per tracepoint, numbered by the BPF program itself (sequence id = tp_id)."""
 
     kind = SourceKind.USDT
+    source_thread_cpu_s = 0.0  # BPF runs in the node's threads; draining is the bridge's
 
     def __init__(self, node: NodeProcess, specs: tuple[EventSpec, ...], options: ProgramOptions):
         self.session_id = str(uuid.uuid4())
