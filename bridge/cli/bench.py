@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from bridge.bench.usdt import format_table, run_usdt_bench
+from bridge.bench.ipc import IpcRunner
+from bridge.bench.ping import NodeRunner, StageResult, format_table, run_rates
+from bridge.bench.usdt import UsdtRunner
 from bridge.cli.kafka_target import kafka_target
 
 
@@ -18,36 +22,72 @@ def bench_group() -> None:
     """Benchmarks (run on an otherwise idle machine; figures go in the README)."""
 
 
-@bench_group.command("usdt")
-@click.option(
-    "--rates",
-    default="20000,100000,200000,300000,400000,0",
-    show_default=True,
-    help="Offered events/s, comma-separated (each ping is 2 events; 0 = flat out).",
-)
-@click.option("--seconds", default=5.0, show_default=True, help="Duration of each rate.")
-@click.option("--bootstrap-servers", "-b", help="Kafka to use (default: the local broker).")
-@click.option("--no-baseline", is_flag=True, help="Skip the untraced runs.")
-@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write rows here.")
-def bench_usdt(
-    rates: str,
-    seconds: float,
-    bootstrap_servers: str | None,
-    no_baseline: bool,
-    json_file: Path | None,
-) -> None:
-    """Ping flood through USDT -> BPF -> bridge -> Kafka (acks=all) at rising rates.
+RATES_HELP = "Offered events/s, comma-separated (each ping is 2 events; 0 = flat out)."
 
-    Prints offered and delivered events/s, loss, the bridge's CPU per delivered event,
-    and the emulated node's CPU per probe hit traced vs untraced.
-    """
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def _ping_options(default_rates: str) -> Callable[[Command], Command]:
+    """The options every ping-flood command takes."""
+
+    def wrap(function: Command) -> Command:
+        for option in reversed(
+            [
+                click.option("--rates", default=default_rates, show_default=True, help=RATES_HELP),
+                click.option("--seconds", default=5.0, show_default=True, help="Per rate."),
+                click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one)."),
+                click.option("--no-baseline", is_flag=True, help="Skip the untraced runs."),
+                click.option(
+                    "--json", "json_file", type=click.Path(path_type=Path), help="Rows as JSON."
+                ),
+            ]
+        ):
+            function = option(function)
+        return function
+
+    return wrap
+
+
+def _ping(
+    runners: list[NodeRunner], rates: str, seconds: float, bootstrap_servers: str | None,
+    no_baseline: bool, json_file: Path | None,
+) -> None:  # fmt: skip
     bootstrap = kafka_target(bootstrap_servers)
-    prefix = f"bench{int(time.time())}"
-    results = run_usdt_bench(
-        bootstrap, [float(r) for r in rates.split(",")], seconds, prefix, not no_baseline
-    )
+    offered = [float(r) for r in rates.split(",")]
+    results: list[StageResult] = []
+    for runner in runners:
+        prefix = f"bench-{runner.source}-{int(time.time())}"
+        results += run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline)
     click.echo(format_table(results))
     if not all(r.balanced() for r in results):
         click.echo("WARNING: some runs do not balance (delivered + lost != fired)", err=True)
     if json_file is not None:
         json_file.write_text(json.dumps([asdict(r) for r in results], indent=2))
+
+
+@bench_group.command("usdt")
+@_ping_options("20000,100000,200000,300000,400000,0")
+def bench_usdt(**options: Any) -> None:
+    """Ping flood through USDT -> BPF -> bridge -> Kafka (acks=all) at rising rates.
+
+    Prints offered and delivered events/s, loss by stage, the bridge's CPU per delivered
+    event (and where it goes), and the emulated node's CPU per probe hit, traced and not.
+    """
+    _ping([UsdtRunner()], **options)
+
+
+@bench_group.command("ipc")
+@_ping_options("20000,100000,200000,0")
+def bench_ipc(**options: Any) -> None:
+    """Ping flood through IPC (batched NetMessageTrace) -> bridge -> Kafka (acks=all)."""
+    _ping([IpcRunner()], **options)
+
+
+@bench_group.command("compare")
+@_ping_options("20000,100000,200000,0")
+def bench_compare(**options: Any) -> None:
+    """RFC #35142's question: the same ping flood through USDT and through IPC, side by
+    side: delivered events/s, loss, the bridge's CPU per event (receiving vs producing vs
+    librdkafka) and the node's CPU per event."""
+    _ping([UsdtRunner(), IpcRunner()], **options)
