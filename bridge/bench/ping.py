@@ -126,7 +126,7 @@ class BridgeProcess:
                 "bench-node",
                 "--status-file",
                 str(self.status.path),
-            ],  # fmt: skip
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
