@@ -14,6 +14,11 @@ setup(
             ],
             depends=["bridge/codec/native.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
-        )
+        ),
+        Extension(
+            "bridge.codec._avro_decode",
+            ["bridge/codec/_avro_decode.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
+        ),
     ]
 )

@@ -179,7 +179,7 @@ def test_mutated_values_decline_or_agree(
     hit = native_only(store, bytes(value))
     expected = reference(store, bytes(value))
     if hit is not None:
-        assert hit[1] == expected
+        assert repr(hit[1]) == repr(expected)  # repr: a flipped bit can make a NaN
 
 
 @settings(max_examples=300, deadline=None)
