@@ -18,6 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.replay.audit import Audit, AuditReport
+from bridge.replay.gaps import DEFAULT_TOLERANCE
+
 StreamKey = tuple[str, str, str]  # (node_id, session_id, stream)
 
 
@@ -121,3 +124,25 @@ def verify_records(records: Iterable[tuple[str, dict[str, Any]]]) -> list[Stream
     for name, value in records:
         evidence.add(name, value)
     return evidence.verdicts()
+
+
+def audit_records(
+    records: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    tolerance: int = DEFAULT_TOLERANCE,
+    require_closed: bool = False,
+) -> AuditReport:
+    """The stricter check of ``tracebridge audit`` over (schema full name, value) pairs.
+
+    Beyond :func:`verify_records` it checks where the losses were reported: every gap
+    must be covered by a lost_before (of the record after it, or of a neighbour within
+    ``tolerance`` records), by producer losses, or (after the last record) by the
+    ledger; see :mod:`bridge.replay.audit` for the rules.
+    """
+    audit = Audit()
+    for name, value in records:
+        if name == "tracebridge.bridge.Heartbeat":
+            audit.add_heartbeat(value)
+        elif name != "tracebridge.bridge.DeadLetter" and "envelope" in value:
+            audit.add_envelope(value["envelope"])
+    return audit.judge(tolerance=tolerance, require_closed=require_closed)

@@ -12,9 +12,12 @@ import sys
 import click
 
 from bridge import __version__
+from bridge.cli.audit import audit_command
 from bridge.cli.bench import bench_group
 from bridge.cli.demo import demo_command
+from bridge.cli.export import export_group
 from bridge.cli.gen import gen_command
+from bridge.cli.replay import replay_command
 from bridge.cli.run import run_command
 from bridge.cli.schema_compat import schemas_group
 from bridge.cli.tail import tail_command
@@ -60,3 +63,6 @@ main.add_command(gen_command)
 main.add_command(kafka_group)
 main.add_command(registry_group)
 main.add_command(bench_group)
+main.add_command(replay_command)
+main.add_command(audit_command)
+main.add_command(export_group)

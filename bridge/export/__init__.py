@@ -1,0 +1,1 @@
+"""Exports of replayed events into other tools' formats."""

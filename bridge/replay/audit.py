@@ -1,0 +1,282 @@
+"""``tracebridge audit``: prove from the topics alone that nothing was lost silently.
+
+It reads every event topic of a prefix (envelopes only) and the ``<prefix>.bridge``
+ledger, and judges each (node, session, stream):
+
+* **closed** (a SESSION_END heartbeat lists the stream) -- it passes when all hold:
+
+  1. no seq appears twice (duplicates);
+  2. no record has a seq above the ledger's ``fired``;
+  3. every missing seq in 1..fired is accounted for, by the rules of
+     :mod:`bridge.replay.gaps`: the ``lost_before`` of the record after the gap, or of a
+     record at most ``tolerance`` records away (kernel losses of concurrently firing
+     CPUs land on a neighbour), or the ledger's producer losses (never in a
+     lost_before), or -- after the last record only -- the ledger's losses that no
+     lost_before reported. Coverage is cumulative, so delivered + lost == fired
+     follows: a stream passes only if the ledger accounts for every missing seq;
+  4. the lost_before counts add up to no more than the ledger's kernel + bridge + node
+     losses, and the ledger claims no more losses than there are missing seqs, except
+     records counted as producer losses that Kafka wrote anyway (a timeout while the
+     broker was unreachable; README): those are a warning.
+
+* **open** (no SESSION_END yet: the bridge still runs, or stopped without closing its
+  books) -- judged the same way against its latest periodic heartbeat (if any), but its
+  missing seqs are warnings, not failures, unless ``require_closed`` (then being open
+  is a failure). Duplicates fail an open stream too: they never depend on the books.
+
+``lost_before`` counts no gap uses within the tolerance are reported as a warning
+(``overreported``). Records that decode with no committed schema are counted and
+shown; if they were events, their seqs show up as gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.codec.fast_decode import FastDecoder
+from bridge.codec.single_object import SchemaStore, SingleObjectError, committed_schemas
+from bridge.events.envelope import LOSS_STAGES
+from bridge.replay.events import HEARTBEAT, StreamKey
+from bridge.replay.gaps import DEFAULT_TOLERANCE, Ledger, StreamGaps, StreamTrace, find_gaps
+from bridge.replay.kafka_range import RangeReader
+from bridge.replay.selection import event_topics, ledger_topic
+
+MAX_LISTED = 5  # gaps or seqs named in one problem line
+
+
+@dataclass
+class StreamAudit:
+    """The verdict on one (node, session, stream)."""
+
+    gaps: StreamGaps
+    closed: bool
+    lost: dict[str, int]  # by stage: the ledger's, else the latest envelope's totals
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> StreamKey:
+        return self.gaps.key
+
+    @property
+    def status(self) -> str:
+        if self.problems:
+            return "FAIL"
+        return "ok" if self.closed else "open"
+
+    def as_dict(self) -> dict[str, Any]:
+        gaps = self.gaps
+        ledger = gaps.ledger
+        return {
+            "node_id": self.key[0],
+            "session_id": self.key[1],
+            "stream": self.key[2],
+            "status": self.status,
+            "closed": self.closed,
+            "fired": ledger.fired if ledger else None,
+            "acked": ledger.acked if ledger else None,
+            "records": gaps.records,
+            "delivered": gaps.delivered,
+            "duplicates": gaps.duplicates,
+            "lost": self.lost,
+            "lost_before_total": gaps.lost_before_total,
+            "missing": gaps.missing,
+            "unexplained": gaps.unexplained,
+            "overreported": gaps.overreported,
+            "gaps": [g.as_dict() for g in gaps.gaps[:100]],
+            "problems": self.problems,
+            "warnings": self.warnings,
+        }
+
+
+def _gap_list(gaps: StreamGaps) -> str:
+    bad = [g for g in gaps.gaps if g.unexplained]
+    text = ", ".join(
+        f"{g.first}" if g.size == 1 else f"{g.first}..{g.last}" for g in bad[:MAX_LISTED]
+    )
+    return text + (f" and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else "")
+
+
+def judge(gaps: StreamGaps, last_lost: dict[str, int] | None, require_closed: bool) -> StreamAudit:
+    """Apply the module's rules to one stream's gaps."""
+    ledger = gaps.ledger
+    closed = ledger is not None and ledger.final
+    lost = dict(ledger.lost) if ledger else dict(last_lost or dict.fromkeys(LOSS_STAGES, 0))
+    audit = StreamAudit(gaps, closed, lost)
+    problems, warnings = audit.problems, audit.warnings
+    if gaps.duplicates:
+        seqs = ", ".join(str(s) for s in gaps.duplicate_seqs[:MAX_LISTED])
+        problems.append(f"{gaps.duplicates} duplicate record(s) (seq {seqs})")
+    missing_note = (
+        f"{gaps.unexplained} missing seq(s) not accounted for by lost_before or the ledger "
+        f"(seq {_gap_list(gaps)})"
+    )
+    if gaps.overreported:
+        warnings.append(f"lost_before reports {gaps.overreported} loss(es) with no gap to match")
+    if not closed:
+        if gaps.unexplained:
+            warnings.append(f"open: {missing_note}; the ledger may not have caught up")
+        if require_closed:
+            problems.append("open: no SESSION_END ledger for this stream")
+        return audit
+    assert ledger is not None
+    if gaps.unexplained:
+        problems.append(missing_note)
+    if gaps.beyond_ledger:
+        problems.append(f"{gaps.beyond_ledger} record(s) with a seq above fired={ledger.fired}")
+    non_producer = sum(v for k, v in ledger.lost.items() if k != "producer")
+    if gaps.lost_before_total > non_producer:
+        problems.append(
+            f"lost_before reports {gaps.lost_before_total} losses; the ledger has "
+            f"{non_producer} kernel+bridge+node"
+        )
+    excess = gaps.delivered - gaps.beyond_ledger + ledger.lost_total - ledger.fired
+    if excess > 0:
+        producer = ledger.lost.get("producer", 0)
+        text = f"{excess} record(s) counted lost are in the topic"
+        if excess <= producer:
+            warnings.append(f"{text}: producer timeouts Kafka wrote after all")
+        else:
+            problems.append(f"{text}: more than the {producer} producer losses")
+    return audit
+
+
+class Audit:
+    """Evidence from the topics: per stream, the records' (seq, lost_before), and the
+    latest ledger entry (SESSION_END over periodic, then the highest heartbeat_seq)."""
+
+    def __init__(self, nodes: Sequence[str] | None = None) -> None:
+        self.nodes = frozenset(nodes) if nodes else None
+        self.traces: dict[StreamKey, StreamTrace] = {}
+        self._ledgers: dict[StreamKey, tuple[bool, int, Ledger]] = {}
+        self.heartbeats = 0
+        self.undecodable: list[str] = []
+        self.undecodable_count = 0
+
+    def add_envelope(self, envelope: dict[str, Any]) -> None:
+        node = envelope["node_id"]
+        if self.nodes is not None and node not in self.nodes:
+            return
+        key = (node, envelope["session_id"], envelope["stream"])
+        trace = self.traces.get(key)
+        if trace is None:
+            trace = self.traces[key] = StreamTrace()
+        trace.add(envelope["seq"], envelope["lost_before"], envelope.get("lost"))
+
+    def add_heartbeat(self, value: dict[str, Any]) -> None:
+        if self.nodes is not None and value["node_id"] not in self.nodes:
+            return
+        self.heartbeats += 1
+        final = value["kind"] == "SESSION_END"
+        rank = (final, int(value["heartbeat_seq"]))
+        for book in value["streams"]:
+            key = (value["node_id"], value["session_id"], book["stream"])
+            held = self._ledgers.get(key)
+            if held is None or rank > held[:2]:
+                self._ledgers[key] = (*rank, Ledger.from_book(book, final))
+
+    def add_undecodable(self, where: str, error: str) -> None:
+        self.undecodable_count += 1
+        if len(self.undecodable) < MAX_LISTED:
+            self.undecodable.append(f"{where}: {error}")
+
+    def judge(
+        self,
+        *,
+        tolerance: int = DEFAULT_TOLERANCE,
+        require_closed: bool = False,
+        leading: bool = True,
+        trailing: bool = True,
+        only_recorded: bool = False,
+    ) -> AuditReport:
+        """Verdicts for every stream seen. A partial read (a replay's range) says what it
+        covers: ``leading`` (from each session's start: seqs before the first record are
+        a gap), ``trailing`` (to the end: seqs after the last one, up to the final
+        ledger's fired, are a gap), ``only_recorded`` (judge only streams with records)."""
+        keys = set(self.traces) if only_recorded else set(self.traces) | set(self._ledgers)
+        streams = []
+        for key in sorted(keys):
+            trace = self.traces.get(key) or StreamTrace()
+            held = self._ledgers.get(key)
+            ledger = held[2] if held else None
+            gaps = find_gaps(
+                key,
+                trace,
+                ledger,
+                leading=leading,
+                trailing=trailing and ledger is not None and ledger.final,
+                tolerance=tolerance,
+            )
+            streams.append(judge(gaps, trace.last_lost, require_closed))
+        return AuditReport(streams, self.heartbeats, self.undecodable_count, self.undecodable)
+
+
+@dataclass
+class AuditReport:
+    streams: list[StreamAudit]
+    heartbeats: int
+    undecodable: int
+    undecodable_examples: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return all(not s.problems for s in self.streams)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "heartbeats": self.heartbeats,
+            "undecodable": self.undecodable,
+            "undecodable_examples": self.undecodable_examples,
+            "streams": [s.as_dict() for s in self.streams],
+        }
+
+
+def read_audit(
+    bootstrap_servers: str,
+    prefix: str,
+    *,
+    nodes: Sequence[str] | None = None,
+    store: SchemaStore | None = None,
+    consumer_config: dict[str, Any] | None = None,
+) -> Audit:
+    """Read every event topic of ``prefix`` (envelopes only) and its ledger."""
+    decoder = FastDecoder(store or committed_schemas())
+    decode = decoder.decode
+    audit = Audit(nodes)
+    node_set = audit.nodes
+    traces = audit.traces
+    topics = [*event_topics(prefix, decoder.store), ledger_topic(prefix)]
+    with RangeReader(bootstrap_servers, topics, config=consumer_config) as reader:
+        for batch in reader.batches():
+            for message in batch:
+                value = message.value() or b""
+                try:
+                    known, record = decode(value, 1)  # the envelope is all it needs
+                except SingleObjectError as error:
+                    audit.add_undecodable(
+                        f"{message.topic()}[{message.partition()}]@{message.offset()}", str(error)
+                    )
+                    continue
+                envelope = record.get("envelope")
+                if envelope is None:
+                    if known.full_name == HEARTBEAT:
+                        audit.add_heartbeat(decode(value)[1])
+                    continue
+                # Audit.add_envelope, inlined: this loop runs once per record
+                node = envelope["node_id"]
+                if node_set is not None and node not in node_set:
+                    continue
+                key = (node, envelope["session_id"], envelope["stream"])
+                trace = traces.get(key)
+                if trace is None:
+                    trace = traces[key] = StreamTrace()
+                seq = envelope["seq"]
+                trace.seqs.append(seq)
+                trace.lost_befores.append(envelope["lost_before"])
+                if seq > trace.max_seq:
+                    trace.max_seq = seq
+                    trace.last_lost = envelope["lost"]
+    return audit

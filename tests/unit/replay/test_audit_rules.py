@@ -1,0 +1,105 @@
+"""The audit's verdicts (bridge/replay/audit.py) on hand-made evidence, and verify's
+audit_records wrapper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.replay.audit import Audit, AuditReport
+from bridge.verify import audit_records
+
+NODE, SESSION, STREAM = "node-a", "s1", "mempool:added"
+ZERO = {"kernel": 0, "bridge": 0, "producer": 0, "node": 0}
+
+
+def envelope(seq: int, lost_before: int = 0, stream: str = STREAM) -> dict[str, Any]:
+    return {
+        "node_id": NODE,
+        "session_id": SESSION,
+        "stream": stream,
+        "seq": seq,
+        "lost_before": lost_before,
+        "lost": dict(ZERO),
+    }
+
+
+def beat(kind: str, seq: int = 1, stream: str = STREAM, **book: Any) -> dict[str, Any]:
+    lost = {**ZERO, **book.pop("lost", {})}
+    entry: dict[str, Any] = {"stream": stream, "fired": 0, "acked": 0, **book, "lost": lost}
+    return {
+        "node_id": NODE,
+        "session_id": SESSION,
+        "kind": kind,
+        "heartbeat_seq": seq,
+        "streams": [entry],
+    }
+
+
+def judge(seqs: list[Any], *beats: dict[str, Any], **options: Any) -> AuditReport:
+    audit = Audit()
+    for item in seqs:
+        seq, lost_before = item if isinstance(item, tuple) else (item, 0)
+        audit.add_envelope(envelope(seq, lost_before))
+    for value in beats:
+        audit.add_heartbeat(value)
+    return audit.judge(**options)
+
+
+def test_closed_and_balanced_passes() -> None:
+    report = judge([1, 2, (5, 2)], beat("SESSION_END", fired=5, acked=3, lost={"kernel": 2}))
+    (stream,) = report.streams
+    assert (report.ok, stream.status, stream.problems, stream.warnings) == (True, "ok", [], [])
+
+
+def test_final_ledger_wins_over_a_later_periodic_one() -> None:
+    report = judge(
+        [1, 2, 3],
+        beat("SESSION_END", seq=5, fired=3, acked=3),
+        beat("PERIODIC", seq=6, fired=1, acked=1),
+    )
+    assert report.streams[0].status == "ok"
+
+
+def test_records_beyond_fired_fail() -> None:
+    report = judge([1, 2, 3, 4], beat("SESSION_END", fired=3, acked=3))
+    assert any("above fired=3" in p for p in report.streams[0].problems)
+
+
+def test_lost_before_claiming_more_than_the_ledger_fails() -> None:
+    report = judge([1, (4, 2)], beat("SESSION_END", fired=4, acked=2, lost={"producer": 2}))
+    (stream,) = report.streams
+    assert any("lost_before reports 2 losses" in p for p in stream.problems)
+
+
+def test_producer_timeouts_written_after_all_are_a_warning() -> None:
+    """README: a record that timed out is counted lost, yet may be in the topic."""
+    report = judge([1, 2, 3], beat("SESSION_END", fired=3, acked=2, lost={"producer": 1}))
+    (stream,) = report.streams
+    assert stream.status == "ok"
+    assert any("producer timeouts" in w for w in stream.warnings)
+    worse = judge([1, 2, 3], beat("SESSION_END", fired=3, acked=1, lost={"kernel": 2}))
+    assert worse.streams[0].status == "FAIL"
+
+
+def test_open_streams_warn_and_duplicates_always_fail() -> None:
+    report = judge([1, 3], beat("PERIODIC", fired=3, acked=2))
+    (stream,) = report.streams
+    assert (stream.status, report.ok) == ("open", True)
+    assert stream.warnings
+    assert not judge([1, 3], beat("PERIODIC", fired=3), require_closed=True).ok
+    assert judge([1, 1, 2]).streams[0].status == "FAIL"
+
+
+def test_a_ledger_with_no_records_is_judged_too() -> None:
+    report = judge([], beat("SESSION_END", fired=4, acked=4))
+    (stream,) = report.streams
+    assert stream.gaps.unexplained == 4
+    assert not report.ok
+
+
+def test_verify_audit_records_applies_the_same_rules() -> None:
+    records = [("tracebridge.mempool.Added", {"envelope": envelope(s)}) for s in (1, 2, 4)]
+    records.append(("tracebridge.bridge.Heartbeat", beat("SESSION_END", fired=4, acked=3)))
+    report = audit_records(records)
+    assert not report.ok
+    assert report.streams[0].gaps.unexplained == 1
