@@ -13,6 +13,7 @@ import click
 
 from bridge.bench.ipc import IpcRunner
 from bridge.bench.ping import NodeRunner, StageResult, format_table, run_rates
+from bridge.bench.replay import format_result, run_replay_bench
 from bridge.bench.usdt import UsdtRunner
 from bridge.cli.kafka_target import kafka_target
 
@@ -91,3 +92,35 @@ def bench_compare(**options: Any) -> None:
     side: delivered events/s, loss, the bridge's CPU per event (receiving vs producing vs
     librdkafka) and the node's CPU per event."""
     _ping([UsdtRunner(), IpcRunner()], **options)
+
+
+@bench_group.command("replay")
+@click.option("--records", default=1_000_000, show_default=True, help="Records to produce.")
+@click.option("--nodes", default=2, show_default=True, help="Nodes (sessions) they come from.")
+@click.option("--bootstrap-servers", "-b", help="Kafka to use (default: the local broker).")
+@click.option("--no-baseline", is_flag=True, help="Skip the fastavro-only replay.")
+@click.option("--no-jsonl", is_flag=True, help="Skip the replay to JSON lines.")
+@click.option("--keep", is_flag=True, help="Keep the benchmark's topics afterwards.")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write figures.")
+def bench_replay(
+    records: int,
+    nodes: int,
+    bootstrap_servers: str | None,
+    no_baseline: bool,
+    no_jsonl: bool,
+    keep: bool,
+    json_file: Path | None,
+) -> None:
+    """Produce RECORDS realistic records (envelope + event, several streams and topics,
+    a SESSION_END ledger per node), then replay them (decode throughput, records/s, in
+    this one process) and audit them (seconds), and print the figures.
+    """
+    bootstrap = kafka_target(bootstrap_servers)
+    result = run_replay_bench(
+        bootstrap, records, nodes=nodes, baseline=not no_baseline, jsonl=not no_jsonl, keep=keep
+    )
+    click.echo(format_result(result))
+    if not result.audit_ok:
+        click.echo("WARNING: the audit of the benchmark's own records failed", err=True)
+    if json_file is not None:
+        json_file.write_text(json.dumps(asdict(result), indent=2))
