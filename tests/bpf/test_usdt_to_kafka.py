@@ -8,6 +8,7 @@ the bridge is attached, so its fired counts are exactly what the probes saw.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,10 @@ def test_malformed_probe_data_goes_to_the_dead_letter_topic_and_is_counted(
 def test_node_restart_starts_a_new_session_and_both_close_exactly(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    binary = build_usdt_node()
+    # A private copy: in --binary mode the bridge traces any process running the binary,
+    # and another test (or developer) may be running the shared cached build.
+    binary = tmp_path / "bitcoind"
+    shutil.copy2(build_usdt_node(), binary)
     settings = settings_for(kafka_bootstrap, topic_prefix, binary=binary)
     reports: list[EmulatorReport] = []
     sessions: list[str] = []

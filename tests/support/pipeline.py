@@ -21,7 +21,7 @@ from bridge.events.spec import Kind
 from bridge.sinks.kafka.topics import all_topics
 from bridge.sources.usdt.source import UsdtSource
 from bridge.status import BridgeExited, StatusFile
-from bridge.verify import StreamVerdict, verify_records
+from bridge.verify import StreamVerdict, audit_records, verify_records
 
 
 def settings_for(bootstrap: str, prefix: str, **usdt: Any) -> BridgeSettings:
@@ -89,9 +89,12 @@ def read_topics(bootstrap: str, prefix: str) -> list[ConsumedRecord]:
 
 
 def verdicts(records: list[ConsumedRecord]) -> list[StreamVerdict]:
-    return verify_records(
-        (r.schema.full_name, r.value) for r in records if r.schema is not None and r.value
-    )
+    """The ledger-balance verdict of every stream, after requiring that the strict audit
+    (``tracebridge audit``: every seq gap placed, closed streams only) passes too."""
+    pairs = [(r.schema.full_name, r.value) for r in records if r.schema is not None and r.value]
+    report = audit_records(pairs, require_closed=True)
+    assert report.ok, report.as_dict()
+    return verify_records(pairs)
 
 
 def events_by_stream(records: list[ConsumedRecord]) -> dict[str, list[dict[str, Any]]]:
