@@ -101,5 +101,6 @@ def ensure_topics(
             if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue  # another bridge of the cluster created it first
             raise KafkaSetupError(f"cannot create topic {topic}: {error.args[0].str()}") from None
-    log.info("Created topics: %s.", ", ".join(created))
+    if created:
+        log.info("Created topics: %s.", ", ".join(created))
     return created

@@ -72,6 +72,15 @@ LIVENESS_TIMEOUT_S = 10.0
 UNSUBSCRIBE_TIMEOUT_S = 3.0
 
 
+def _ended(path: Path, error: BaseException) -> str:
+    """A one-line reason: Cap'n Proto prefixes its C++ source location and appends a
+    stack to its messages."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "disconnected" in text.lower():
+        return f"The node at {path} closed the IPC connection."
+    return f"The IPC connection to {path} ended: {text.rstrip('.')}."
+
+
 def _callback_offer(spec: EventSpec) -> str | None:
     """Which offer (Init factory) a pushed IPC-only event comes through, if any."""
     if spec.ipc is None or spec.usdt or spec.ipc.polled:
@@ -104,6 +113,7 @@ class IpcSourceSession:
         self._emitter: Emitter | None = None
         self._connected = threading.Event()
         self._configured = threading.Event()
+        self._subscribed = threading.Event()
         self._stop = threading.Event()
         self._done = threading.Event()
         self._error: BaseException | None = None
@@ -140,6 +150,10 @@ class IpcSourceSession:
             )  # fmt: skip
         self._emitter = emitter
         self._configured.set()
+        # "attached" must mean capture has started: wait until the node accepted every
+        # subscription (or the session failed, which the bridge then sees as not alive).
+        if not self._subscribed.wait(CONNECT_TIMEOUT_S) and not self._done.is_set():
+            log.warning("Subscribing on %s took over %.0f s.", self.path, CONNECT_TIMEOUT_S)
 
     def alive(self) -> bool:
         return not self._done.is_set()
@@ -176,12 +190,11 @@ class IpcSourceSession:
             asyncio.run(capnp.run(self._main()))
         except BaseException as error:  # handed to the bridge thread
             if not isinstance(error, BridgeError):
-                # Cap'n Proto appends its C++ stack to the message: keep the first line.
-                first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                error = IpcConnectError(f"IPC session with {self.path} ended: {first_line}")
+                error = IpcConnectError(_ended(self.path, error))
             self._error = error
             if self._connected.is_set():
-                log.warning("%s.", error)
+                # The node going away is how a node restart or stop looks from here.
+                log.info("%s", error)
         finally:
             self.source_thread_cpu_s = time.thread_time()
             self._done.set()
@@ -199,6 +212,7 @@ class IpcSourceSession:
         assert self._emitter is not None
         handlers = await self._subscribe(conn, self._emitter)
         tasks = self._background(conn, self._emitter)
+        self._subscribed.set()
         try:
             while not self._stop.is_set():
                 for task in tasks:
