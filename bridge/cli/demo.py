@@ -1,5 +1,9 @@
-"""``tracebridge demo``: watch every tracepoint of a running (emulated) node flow through
-eBPF into Kafka, live, until Ctrl-C; then prove that nothing went missing.
+"""``tracebridge demo``: watch every event of a running (emulated) node flow into Kafka,
+live, until Ctrl-C; then prove that nothing went missing.
+
+The node is traced with eBPF (``--source usdt``), subscribed to over Cap'n Proto IPC
+(``--source ipc``), or both side by side (``--source both``: two emulated nodes, two
+bridges, one set of topics), which is the RFC's comparison of the two in miniature.
 
 This module is the command and its sequence; the pieces live in :mod:`bridge.demo`.
 """
@@ -15,18 +19,20 @@ from typing import TextIO
 
 import click
 
-from bridge.demo.books import subsystem_of
+from bridge.demo.books import BooksSnapshot
 from bridge.demo.lag import ConsumerSnapshot
-from bridge.demo.pipeline import DemoOutcome, DemoPipeline, DemoPlan
+from bridge.demo.pipeline import DemoOutcome, DemoPipeline
+from bridge.demo.plan import SOURCE_CHOICES, DemoPlan, SourceChoice
+from bridge.demo.report import render_report
+from bridge.demo.screen import Viewer
 from bridge.demo.signals import Interrupts
-from bridge.demo.summary import all_balanced, balances, render_summary
-from bridge.demo.view import DemoInfo, Viewer, ViewState
-from bridge.sinks.kafka.topics import bridge_topic, dead_letter_topic
+from bridge.demo.view import DemoInfo, LegBooks, ViewState
 
 log = logging.getLogger(__name__)
 
-# Events/s across all selected tracepoints: busy enough to see every stream move, light
-# enough to leave room for the broker and the bridge on a 2-core machine.
+# Events/s across all selected tracepoints (IPC: across its four streams), per node:
+# busy enough to see every stream move, light enough to leave room for the broker and
+# the bridge on a 2-core machine.
 DEFAULT_RATE = 2000.0
 # How often the live view redraws, and how often plain status lines are printed.
 REFRESH_S = 1.0
@@ -37,17 +43,26 @@ EXIT_INTERRUPTED = 130
 
 @click.command("demo")
 @click.option(
+    "--source",
+    type=click.Choice(SOURCE_CHOICES),
+    default="usdt",
+    show_default=True,
+    help="Trace the emulated node with eBPF (usdt), subscribe to an emulated node over "
+    "Cap'n Proto IPC (ipc), or run both pipelines side by side (both).",
+)
+@click.option(
     "--rate",
     type=click.FloatRange(min=0),
     default=DEFAULT_RATE,
     show_default=True,
-    help="Events/s the emulated node fires across all selected tracepoints (0: flat out).",
+    help="Events/s each emulated node fires, across all selected tracepoints or, over "
+    "IPC, split evenly across its 4 streams (0: flat out).",
 )
 @click.option(
     "--tracepoints",
     "-t",
     multiple=True,
-    help="Glob or subsystem to fire and trace (repeatable; default: all 20).",
+    help="USDT glob or subsystem to fire and trace (repeatable; default: all 20).",
 )
 @click.option(
     "--bootstrap-servers",
@@ -65,6 +80,7 @@ EXIT_INTERRUPTED = 130
 )
 @click.option("--no-view", is_flag=True, help="Plain status lines instead of the live view.")
 def demo_command(
+    source: SourceChoice,
     rate: float,
     tracepoints: tuple[str, ...],
     bootstrap_servers: str | None,
@@ -73,20 +89,27 @@ def demo_command(
     duration: float,
     no_view: bool,
 ) -> None:
-    """Run an emulated Bitcoin Core node, trace it with eBPF into Kafka, and watch.
+    """Run an emulated Bitcoin Core node, stream its events into Kafka, and watch.
 
-    The node fires all 20 tracepoints at --rate; the bridge streams them into Kafka;
-    a consumer reads them back. Ctrl-C stops the node, the bridge closes its books,
-    and a table shows, per stream, that delivered + lost == fired, exactly. The exit
-    status is 0 only if every stream balances.
+    With --source usdt the node fires all 20 tracepoints at --rate and the bridge
+    traces them with eBPF; with --source ipc the node serves its Cap'n Proto socket
+    and the bridge subscribes to it; --source both runs the two side by side. A
+    consumer reads the records back. Ctrl-C stops the nodes, the bridges close their
+    books, and tables show, per stream, that delivered + lost == fired, exactly, and
+    that the bridge counted what the node says it fired (or sent). The exit status is
+    0 only if every stream balances.
 
     \b
     Examples:
       tracebridge demo
       tracebridge demo --rate 20000 -t mempool -t 'net:*_message'
+      tracebridge demo --source ipc --rate 4000
+      tracebridge demo --source both --duration 60
       tracebridge demo -b kafka1:9092 --duration 30 --no-view
     """
-    plan = DemoPlan(rate, tracepoints, bootstrap_servers, topic_prefix, node_id)
+    if tracepoints and source == "ipc":
+        raise click.UsageError("-t selects USDT tracepoints; it has no meaning with --source ipc")
+    plan = DemoPlan(rate, tracepoints, bootstrap_servers, topic_prefix, node_id, source)
     out = sys.stdout
     live = not no_view and out.isatty() and os.environ.get("TERM", "") != "dumb"
     code = run_demo(plan, out, live=live, duration_s=duration)
@@ -105,11 +128,19 @@ def run_demo(plan: DemoPlan, out: TextIO, *, live: bool, duration_s: float) -> i
         with interrupts.installed():
             info = pipeline.start(interrupts.first)
             if info is None:  # leaving the blocks stops the bridge and kills the node
-                say("Interrupted before the node fired; nothing to account for.")
+                nodes = "nodes" if len(pipeline.legs) > 1 else "node"
+                say(f"Interrupted before the {nodes} fired; nothing to account for.")
                 return EXIT_INTERRUPTED
-            say(f"Attached (session {info.session_id}); the node fires now. Ctrl-C to stop.")
+            say(_attached(info))
             outcome = _show(pipeline, info, interrupts, out, live=live, duration_s=duration_s)
-    return _report(plan, pipeline, info, outcome, out, color=live)
+    return _report(plan, pipeline, outcome, out, color=live)
+
+
+def _attached(info: DemoInfo) -> str:
+    if not info.side_by_side:
+        return f"Attached (session {info.legs[0].session_id}); the node fires now. Ctrl-C to stop."
+    sessions = ", ".join(f"{leg.source} session {leg.session_id}" for leg in info.legs)
+    return f"Attached ({sessions}); the nodes fire now. Ctrl-C to stop."
 
 
 def _show(
@@ -126,7 +157,11 @@ def _show(
     try:
         started = time.monotonic()
         _watch(pipeline, viewer, info, interrupts.first, started, duration_s)
-        stopping = "stopping: node first, then the bridge closes the books"
+        stopping = (
+            "stopping: nodes first, then the bridges close the books"
+            if info.side_by_side
+            else "stopping: node first, then the bridge closes the books"
+        )
         viewer.show(_state(pipeline, viewer, info, stopping, started), force=True)
         outcome = pipeline.stop(interrupts.second)
         viewer.show(_state(pipeline, viewer, info, "stopped", started), force=True)
@@ -170,19 +205,25 @@ def _state(
 ) -> ViewState:
     """What the view shows now; ``duration_s`` None once the node no longer fires."""
     consumer: ConsumerSnapshot | None = None
+    books = []
+    for leg in pipeline.legs:
+        snapshot: BooksSnapshot | None = None
+        try:
+            snapshot = leg.board.snapshot()
+        except Exception:  # the view shows less rather than stopping anything
+            log.exception("Reading the demo's numbers failed.")
+        books.append(LegBooks(leg.source, snapshot))
     try:
-        books = pipeline.board.snapshot()
         if pipeline.consumer is not None:
             consumer = pipeline.consumer.snapshot()
-    except Exception:  # the view shows less rather than stopping anything
-        log.exception("Reading the demo's numbers failed.")
-        books = None
+    except Exception:
+        log.exception("Reading the demo's consumer failed.")
     return ViewState(
         info=info,
         phase=phase,
         elapsed_s=time.monotonic() - started,
         duration_s=duration_s or 0.0,
-        books=books,
+        books=tuple(books),
         consumer=consumer,
         log_lines=viewer.recent_log(),
         firing=duration_s is not None,
@@ -190,53 +231,16 @@ def _state(
 
 
 def _report(
-    plan: DemoPlan,
-    pipeline: DemoPipeline,
-    info: DemoInfo,
-    outcome: DemoOutcome,
-    out: TextIO,
-    *,
-    color: bool,
+    plan: DemoPlan, pipeline: DemoPipeline, outcome: DemoOutcome, out: TextIO, *, color: bool
 ) -> int:
-    """Print the final table and what to do next; return the exit status."""
-    node_fired = outcome.report.fired if outcome.report is not None else {}
-    rows = balances(outcome.books or (), node_fired)
-    if not outcome.closed:
-        rows = []  # books that were never closed prove nothing
-    echo = click.echo
-    echo("", file=out)
-    echo(f"Final books of session {info.session_id} (its SESSION_END ledger):", file=out)
-    for line in render_summary(rows, color=color):
-        echo(line, file=out)
-    _report_consumer(plan, outcome, out)
-    echo("", file=out)
-    servers = pipeline.bootstrap_servers
-    subsystem = subsystem_of(rows[0].stream) if rows else "mempool"
-    echo(
-        f"Read the records: tracebridge tail -b {servers} {plan.topic_prefix}.{subsystem}", file=out
+    """Print the final tables and what to do next; return the exit status."""
+    lines, balanced = render_report(
+        outcome,
+        topic_prefix=plan.topic_prefix,
+        bootstrap_servers=pipeline.bootstrap_servers or "",
+        started_local_broker=pipeline.started_local_broker,
+        color=color,
     )
-    if pipeline.started_local_broker:
-        echo(
-            f"The Kafka broker at {servers} keeps running; stop it with: tracebridge kafka stop",
-            file=out,
-        )
-    return 0 if all_balanced(rows) else 1
-
-
-def _report_consumer(plan: DemoPlan, outcome: DemoOutcome, out: TextIO) -> None:
-    consumer = outcome.consumer
-    if consumer is None:
-        return
-    if consumer.failure is not None:
-        click.echo(f"The demo's consumer stopped early: {consumer.failure}", file=out)
-        return
-    own = {bridge_topic(plan.topic_prefix), dead_letter_topic(plan.topic_prefix)}
-    events = sum(t.decoded for t in consumer.topics if t.topic not in own)
-    delivered = sum(book.acked for book in outcome.books or ())
-    caught_up = "caught up" if outcome.caught_up else f"NOT caught up (lag {consumer.lag})"
-    click.echo(
-        f"Read back by consumer group {consumer.group_id}: {events:,} event records "
-        f"(the ledger says {delivered:,} delivered), {consumer.decoded:,} records in all, "
-        f"{consumer.errors:,} decode errors, {caught_up}.",
-        file=out,
-    )
+    for line in lines:
+        click.echo(line, file=out)
+    return 0 if balanced else 1

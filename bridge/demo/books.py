@@ -14,17 +14,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bridge.events.catalog import BY_NAME, SUBSYSTEMS
+from bridge.events.catalog import BY_NAME, TOPIC_SUBSYSTEMS
 from bridge.events.envelope import LOSS_STAGES
 from bridge.ledger import StreamLedger
 
 log = logging.getLogger(__name__)
 
+# Streams that are not one catalogue event: over IPC both NetMessage directions form one
+# stream (bridge.sources.ipc.session.NET_STREAM), written to the net topic.
+STREAM_SUBSYSTEMS = {"net:messages": "net"}
+
 
 def subsystem_of(stream: str) -> str:
-    """'net' for 'net:inbound_message'; the catalogue decides, the name is the fallback."""
+    """The topic a stream's records go to: 'net' for 'net:inbound_message', 'validation'
+    for the IPC-only 'chain:block_connected', 'node' for 'chain:fee_estimates'. The
+    catalogue decides (a stream's name prefix is not its topic over IPC); the name is
+    only the last resort."""
     spec = BY_NAME.get(stream)
-    return spec.subsystem if spec is not None else stream.partition(":")[0]
+    if spec is not None:
+        return spec.subsystem
+    return STREAM_SUBSYSTEMS.get(stream, stream.partition(":")[0])
 
 
 @dataclass(frozen=True)
@@ -126,5 +135,6 @@ class LedgerBoard:
 
 
 def _subsystems(books: Sequence[StreamLedger]) -> list[str]:
+    """The subsystems present, in the topics' order (IPC adds 'node' to the five of USDT)."""
     present = {subsystem_of(b.stream) for b in books}
-    return [s for s in SUBSYSTEMS if s in present] + sorted(present - set(SUBSYSTEMS))
+    return [s for s in TOPIC_SUBSYSTEMS if s in present] + sorted(present - set(TOPIC_SUBSYSTEMS))

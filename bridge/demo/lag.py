@@ -8,8 +8,14 @@ fetching client's connection each one would queue behind a long-polling fetch an
 up to fetch.wait.max.ms. Offsets are committed under the consumer's own group, so
 Kafka's own tools (``kafka-consumer-groups --describe``) see the same lag as the view.
 
-Partitions are assigned directly, starting at the high watermarks read before the node
-fires, so the consumer sees exactly this run's records and needs no group rebalance.
+Every record is also counted by its ``source`` header (usdt, ipc), so when the demo
+runs both sources into the same topics the view can show what each one wrote.
+
+Partitions are assigned directly, starting at the high watermarks read before the
+bridges start (:func:`topic_ends`; a topic created later starts at 0), so the consumer
+sees exactly this run's records, including those a bridge writes before any node fires
+(an IPC bridge polls the node's state as soon as it is connected), and needs no group
+rebalance.
 Nothing here may disturb the bridge: every failure is logged, kept for the view, and
 ends only this consumer.
 """
@@ -20,7 +26,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -58,6 +64,7 @@ class TopicLag:
     decoded: int
     errors: int
     lag: int | None  # high watermark - position: written but not yet read back
+    by_source: Mapping[str, int] = field(default_factory=dict)  # decoded, per source header
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,12 @@ class ConsumerSnapshot:
     def errors(self) -> int:
         return sum(t.errors for t in self.topics)
 
+    def decoded_from(self, source: str, topics: Sequence[str] | None = None) -> int:
+        """Records decoded whose ``source`` header is ``source`` (in ``topics``: all)."""
+        return sum(
+            t.by_source.get(source, 0) for t in self.topics if topics is None or t.topic in topics
+        )
+
     @property
     def lag(self) -> int | None:
         lags = [t.lag for t in self.topics]
@@ -93,6 +106,7 @@ class _State:
     high: dict[Partition, int] = field(default_factory=dict)
     decoded: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # (topic, source)
     samples: deque[tuple[float, dict[str, int]]] = field(default_factory=deque)
     marks_at: float = 0.0
 
@@ -106,9 +120,11 @@ class LagConsumer:
         topics: Sequence[str],
         group_id: str,
         *,
+        start_at: Mapping[Partition, int] | None = None,
         store: SchemaStore | None = None,
     ) -> None:
         self.group_id = group_id
+        self._start_at = start_at  # None: start at the high watermarks found at start()
         self._bootstrap = bootstrap_servers
         self._topics = tuple(topics)
         self._store = store or committed_schemas()
@@ -124,7 +140,8 @@ class LagConsumer:
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
-        """Assign every partition at its high watermark now, then consume in a thread.
+        """Assign every partition at its starting offset (``start_at``, or else its high
+        watermark now), then consume in a thread.
 
         Runs the setup on the caller's thread so the starting offsets are fixed before
         the caller lets the node fire. A failure is logged and leaves the demo without a
@@ -207,6 +224,9 @@ class LagConsumer:
                 log.warning("The demo's consumer found no topic %s; not reading it.", topic)
                 continue
             for partition in described.partitions:
+                if self._start_at is not None:
+                    start[(topic, partition)] = self._start_at.get((topic, partition), 0)
+                    continue
                 _, high = marks.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=REQUEST_TIMEOUT_S
                 )
@@ -254,6 +274,8 @@ class LagConsumer:
             self._last_error = f"decode {topic}@{offset}: {failure}"
         else:
             state.decoded[topic] = state.decoded.get(topic, 0) + 1
+            key = (topic, _source_of(message))
+            state.by_source[key] = state.by_source.get(key, 0) + 1
 
     def _tick(self, consumer: Consumer, marks: Consumer, state: _State, now: float) -> None:
         asked = time.monotonic()  # the marks below are at least this recent
@@ -340,6 +362,9 @@ class LagConsumer:
                     decoded=state.decoded.get(topic, 0),
                     errors=state.errors.get(topic, 0),
                     lag=lag,
+                    by_source={
+                        source: n for (t, source), n in state.by_source.items() if t == topic
+                    },
                 )
             )
         with self._lock:
@@ -375,3 +400,45 @@ class LagConsumer:
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is not None:
             self._last_error = f"commit: {error.str()}"
+
+
+def topic_ends(bootstrap_servers: str, topics: Sequence[str]) -> dict[Partition, int] | None:
+    """The high watermark of every partition of ``topics`` that exists now: where this
+    run's records will begin. None (logged) if Kafka does not answer; the consumer then
+    starts at the ends it finds when it starts."""
+    client = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "tracebridge-demo-ends",  # librdkafka wants one; nothing is committed
+            "enable.auto.commit": False,
+            "logger": logging.getLogger("librdkafka.demo-consumer-ends"),
+        }
+    )
+    try:
+        metadata = client.list_topics(timeout=REQUEST_TIMEOUT_S)
+        ends: dict[Partition, int] = {}
+        for topic in topics:
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None:
+                continue  # not created yet: it will start at offset 0
+            for partition in described.partitions:
+                _, high = client.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=REQUEST_TIMEOUT_S
+                )
+                ends[(topic, partition)] = high
+        return ends
+    except KafkaException:
+        log.exception("The demo could not read where its topics end now.")
+        return None
+    finally:
+        client.close()
+
+
+def _source_of(message: Message) -> str:
+    """The bridge's ``source`` header of a record ("usdt", "ipc"); "" if it has none."""
+    headers = message.headers() or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers  # consumed: a list
+    for name, value in pairs:
+        if name == "source":
+            return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return ""

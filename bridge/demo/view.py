@@ -1,38 +1,24 @@
-"""The live view: one frame per second on a terminal, or a plain line now and then.
+"""What the live view shows: one frame for a terminal, or one plain line for logs.
 
 Rendering is a pure function of a :class:`ViewState`, so it can be tested without a
-terminal. The screen is redrawn in place with plain ANSI (cursor up, clear to end of
-line); line wrapping is switched off while the view runs, so a narrow terminal clips
-lines instead of breaking the redraw. :class:`Viewer` never raises: a failing live view
-falls back to plain lines, and failing plain lines fall silent; the pipeline it shows
-keeps running either way.
+terminal; putting frames on the screen is :mod:`bridge.demo.screen`'s job.
+
+With both sources running side by side, the heading has a line per source, the topic
+table splits what was read back by source, and the ledger gets a SOURCE column; with one
+source the frame looks as it always did.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
 
 from bridge.demo.books import BooksSnapshot, GroupBooks
 from bridge.demo.lag import ConsumerSnapshot
-from bridge.demo.logtail import LogTail, logs_held
+from bridge.demo.leg import LegInfo
 from bridge.demo.table import Cell, count, paint, per_second, render_table
 from bridge.events.envelope import LOSS_STAGES
 
-log = logging.getLogger(__name__)
-
-# ANSI: hide/show the cursor, auto-wrap off/on, clear to end of line / of screen.
-HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
-WRAP_OFF, WRAP_ON = "\x1b[?7l", "\x1b[?7h"
-CLEAR_LINE, CLEAR_BELOW = "\x1b[K", "\x1b[J"
-# Terminal rows kept free below the frame, so the cursor never scrolls the frame's top
-# line off screen (after which moving up could not reach it to redraw).
-SPARE_ROWS = 1
 # Lag above this many records means the consumer is falling behind, not just batching.
 LAG_WARN_RECORDS = 10_000
 LOSS_LEGEND = (
@@ -47,10 +33,19 @@ class DemoInfo:
 
     bootstrap_servers: str
     topic_prefix: str
-    node_pid: int
-    rate: float
-    streams: int
-    session_id: str
+    legs: tuple[LegInfo, ...]  # one per source, in the order they are shown
+
+    @property
+    def side_by_side(self) -> bool:
+        return len(self.legs) > 1
+
+
+@dataclass(frozen=True)
+class LegBooks:
+    """One source's ledger as the view shows it; ``books`` None before a heartbeat."""
+
+    source: str
+    books: BooksSnapshot | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ class ViewState:
     phase: str
     elapsed_s: float
     duration_s: float  # 0: until Ctrl-C
-    books: BooksSnapshot | None
+    books: tuple[LegBooks, ...]  # one per leg, in the legs' order
     consumer: ConsumerSnapshot | None
     log_lines: tuple[str, ...] = ()
     firing: bool = True  # False once the node is stopped: rates would only show the decay
@@ -74,35 +69,59 @@ def clock(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------- frame
-def render_frame(state: ViewState, *, color: bool) -> list[str]:
-    """The lines of one frame."""
+def render_frame(state: ViewState, *, color: bool, rows: int | None = None) -> list[str]:
+    """The lines of one frame. On a terminal of fewer than ``rows`` lines the topic
+    table shrinks to one line first, so the ledgers (side by side: both of them) stay
+    on screen; whatever still does not fit is clipped at the bottom by the screen."""
+    lines = _frame(state, color, compact_topics=False)
+    if rows is not None and len(lines) > rows:
+        lines = _frame(state, color, compact_topics=True)
+    return lines
+
+
+def _frame(state: ViewState, color: bool, *, compact_topics: bool) -> list[str]:
     info = state.info
     until = ""
     if state.firing:
+        nodes = "nodes" if info.side_by_side else "node"
         until = (
             f"  (stops in {max(0.0, state.duration_s - state.elapsed_s):.0f} s)"
             if state.duration_s
-            else "  (Ctrl-C stops the node and closes the books)"
+            else f"  (Ctrl-C stops the {nodes} and closes the books)"
         )
     lines = [
         paint("tracebridge demo", "bold", color)
         + f"  {clock(state.elapsed_s)}  "
         + paint(state.phase, "cyan", color)
         + until,
-        f"emulated bitcoind pid {info.node_pid}: {info.streams} tracepoints at "
-        f"{info.rate:,.0f} events/s  ->  eBPF  ->  Kafka {info.bootstrap_servers}",
-        "",
     ]
-    lines += _topic_lines(state.consumer, color, rates=state.firing)
+    for leg in info.legs:
+        heading = f"{leg.heading}  ->  Kafka {info.bootstrap_servers}"
+        if info.side_by_side:
+            heading = f"{paint(leg.source, 'bold', color)}: {heading} as node {leg.node_id}"
+        lines.append(heading)
     lines.append("")
-    lines += _ledger_lines(state.books, color, rates=state.firing)
+    sources = [leg.source for leg in info.legs] if info.side_by_side else []
+    if compact_topics:
+        lines += _topic_summary_lines(state.consumer, color, rates=state.firing, sources=sources)
+    else:
+        lines += _topic_lines(state.consumer, color, rates=state.firing, sources=sources)
+    lines.append("")
+    if info.side_by_side:
+        lines += _side_by_side_ledger_lines(state.books, color, rates=state.firing)
+    else:
+        only = state.books[0].books if state.books else None
+        lines += _ledger_lines(only, color, rates=state.firing)
     if state.log_lines:
         lines.append("")
         lines += [paint(line, "dim", color) for line in state.log_lines]
     return lines
 
 
-def _topic_lines(consumer: ConsumerSnapshot | None, color: bool, *, rates: bool) -> list[str]:
+def _topic_lines(
+    consumer: ConsumerSnapshot | None, color: bool, *, rates: bool, sources: Sequence[str] = ()
+) -> list[str]:
+    """Per topic: written, read back (and, side by side, read back per source), lag."""
     if consumer is None or (not consumer.topics and consumer.failure is None):
         return ["Kafka topics: waiting for the consumer"]
     rows: list[list[Cell | str]] = []
@@ -114,19 +133,44 @@ def _topic_lines(consumer: ConsumerSnapshot | None, color: bool, *, rates: bool)
                 per_second(topic.per_s if rates else None),
                 count(topic.records),
                 count(topic.decoded),
+                *(count(topic.by_source.get(source, 0)) for source in sources),
                 Cell(count(topic.errors), "red" if topic.errors else ""),
                 Cell(count(topic.lag), lag_style),
             ]
         )
-    lines = render_table(
-        ["TOPIC", "WRITTEN/S", "WRITTEN", "READ BACK", "DECODE ERR", "LAG"], rows, color=color
-    )
+    headers = ["TOPIC", "WRITTEN/S", "WRITTEN", "READ BACK"]
+    headers += [f"FROM {source.upper()}" for source in sources]
+    lines = render_table([*headers, "DECODE ERR", "LAG"], rows, color=color)
     health = f"consumer group {consumer.group_id}: every record decoded with the committed schemas"
+    return [*lines, _consumer_health(consumer, health, color)]
+
+
+def _topic_summary_lines(
+    consumer: ConsumerSnapshot | None, color: bool, *, rates: bool, sources: Sequence[str] = ()
+) -> list[str]:
+    """The topic table in one line, for a terminal too short for the whole frame."""
+    if consumer is None or (not consumer.topics and consumer.failure is None):
+        return ["Kafka topics: waiting for the consumer"]
+    topics = consumer.topics
+    written = [t.records for t in topics]
+    total = None if any(w is None for w in written) else sum(w or 0 for w in written)
+    speeds = [t.per_s for t in topics]
+    speed = None if not rates or any(v is None for v in speeds) else sum(v or 0 for v in speeds)
+    per_source = ", ".join(f"{s} {consumer.decoded_from(s):,}" for s in sources)
+    line = (
+        f"Kafka: {len(topics)} topics, written {count(total)} ({per_second(speed)}/s), "
+        f"read back {consumer.decoded:,}{f' ({per_source})' if per_source else ''}, "
+        f"lag {count(consumer.lag)}, decode errors {consumer.errors:,}"
+    )
+    return [_consumer_health(consumer, line, color)]
+
+
+def _consumer_health(consumer: ConsumerSnapshot, healthy: str, color: bool) -> str:
     if consumer.failure is not None:
-        health = paint(f"consumer stopped: {consumer.failure}", "red", color)
-    elif consumer.last_error is not None:
-        health += paint(f"; last problem: {consumer.last_error}", "yellow", color)
-    return [*lines, health]
+        return paint(f"consumer stopped: {consumer.failure}", "red", color)
+    if consumer.last_error is not None:
+        return healthy + paint(f"; last problem: {consumer.last_error}", "yellow", color)
+    return healthy
 
 
 def _ledger_lines(books: BooksSnapshot | None, color: bool, *, rates: bool) -> list[str]:
@@ -141,6 +185,28 @@ def _ledger_lines(books: BooksSnapshot | None, color: bool, *, rates: bool) -> l
         f"ledger of heartbeat {books.heartbeats}, {books.age_s:.1f} s old "
         "(per stream: fired = delivered + in flight + lost)"
     )
+    lines.append(LOSS_LEGEND)
+    return lines
+
+
+def _side_by_side_ledger_lines(legs: Sequence[LegBooks], color: bool, *, rates: bool) -> list[str]:
+    """One table for all sources: each one's subsystems and its own total."""
+    headers = ["SOURCE", "SUBSYSTEM", "FIRED", "DELIVERED", "PER SEC", "IN FLIGHT"]
+    headers += [stage.upper() for stage in LOSS_STAGES]
+    rows: list[list[Cell]] = []
+    ages = []
+    for leg in legs:
+        source = Cell(leg.source, "bold")
+        books = leg.books
+        if books is None:
+            rows.append([source, Cell("(no heartbeat yet)", "dim")])
+            ages.append(f"{leg.source} none yet")
+            continue
+        rows += [[source, *_ledger_row(group, color, rates)] for group in books.subsystems]
+        rows.append([source, *_ledger_row(books.total, color, rates, bold=True)])
+        ages.append(f"{leg.source} heartbeat {books.heartbeats}, {books.age_s:.1f} s old")
+    lines = render_table(headers, rows, color=color, left_columns=2)
+    lines.append(f"ledgers: {'; '.join(ages)} (per stream: fired = delivered + in flight + lost)")
     lines.append(LOSS_LEGEND)
     return lines
 
@@ -164,17 +230,9 @@ def _ledger_row(group: GroupBooks, color: bool, rates: bool, bold: bool = False)
 def plain_line(state: ViewState) -> str:
     """One log-friendly line with the same numbers, for pipes and --no-view."""
     parts = [f"demo {clock(state.elapsed_s)} {state.phase}:"]
-    books = state.books
-    if books is None:
-        parts.append("no heartbeat yet;")
-    else:
-        total = books.total
-        losses = ", ".join(f"{stage} {total.lost.get(stage, 0):,}" for stage in LOSS_STAGES)
-        rate = f" ({per_second(total.delivered_per_s)}/s)" if state.firing else ""
-        parts.append(
-            f"fired {total.fired:,}, delivered {total.delivered:,}{rate}, "
-            f"in flight {total.in_flight:,}, lost {total.lost_total:,} ({losses});"
-        )
+    for leg in state.books:
+        text = _books_text(leg.books, firing=state.firing)
+        parts.append(f"{leg.source} {text}" if len(state.books) > 1 else text)
     consumer = state.consumer
     if consumer is None:
         parts.append("consumer: not started")
@@ -188,86 +246,13 @@ def plain_line(state: ViewState) -> str:
     return " ".join(parts)
 
 
-# ---------------------------------------------------------------------- output
-class LiveScreen:
-    """Redraws a block of lines in place at the bottom of the terminal's output."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._drawn = 0
-        out.write(HIDE_CURSOR + WRAP_OFF)
-        out.flush()
-
-    def draw(self, lines: Sequence[str]) -> None:
-        rows = shutil.get_terminal_size().lines - SPARE_ROWS
-        lines = list(lines)[: max(1, rows)]
-        up = f"\r\x1b[{self._drawn}A" if self._drawn else "\r"
-        body = "".join(f"{line}{CLEAR_LINE}\n" for line in lines)
-        self._out.write(up + body + CLEAR_BELOW)
-        self._out.flush()
-        self._drawn = len(lines)
-
-    def close(self) -> None:
-        self._out.write(WRAP_ON + SHOW_CURSOR)
-        self._out.flush()
-
-
-class Viewer:
-    """Shows states live (``live``) or as plain lines every ``plain_every_s``."""
-
-    def __init__(self, out: TextIO, *, live: bool, plain_every_s: float) -> None:
-        self._out = out
-        self._plain_every_s = plain_every_s
-        self._next_plain = 0.0
-        self._broken = False
-        self._tail = LogTail()
-        self._logs = contextlib.ExitStack()
-        self._screen: LiveScreen | None = None
-        if live:
-            try:
-                self._logs.enter_context(logs_held(self._tail))
-                self._screen = LiveScreen(out)
-            except Exception:
-                self._degrade()
-
-    @property
-    def live(self) -> bool:
-        return self._screen is not None
-
-    def recent_log(self) -> tuple[str, ...]:
-        return self._tail.recent() if self.live else ()
-
-    def show(self, state: ViewState, *, force: bool = False) -> None:
-        """Draw ``state``; plain lines only when due (or ``force``)."""
-        if self._broken:
-            return
-        try:
-            if self._screen is not None:
-                self._screen.draw(render_frame(state, color=True))
-                return
-            now = time.monotonic()
-            if force or now >= self._next_plain:
-                self._next_plain = now + self._plain_every_s
-                self._out.write(plain_line(state) + "\n")
-                self._out.flush()
-        except Exception:
-            if self._screen is not None:
-                self._degrade()
-            else:
-                log.exception("The demo's status lines failed; continuing without them.")
-                self._broken = True
-
-    def close(self) -> None:
-        """Give the terminal back (cursor, wrapping, and the log lines held meanwhile)."""
-        screen, self._screen = self._screen, None
-        try:
-            if screen is not None:
-                screen.close()
-        except Exception:
-            log.debug("Restoring the terminal failed.", exc_info=True)
-        finally:
-            self._logs.close()
-
-    def _degrade(self) -> None:
-        self.close()
-        log.exception("The live view failed; showing plain status lines instead.")
+def _books_text(books: BooksSnapshot | None, *, firing: bool) -> str:
+    if books is None:
+        return "no heartbeat yet;"
+    total = books.total
+    losses = ", ".join(f"{stage} {total.lost.get(stage, 0):,}" for stage in LOSS_STAGES)
+    rate = f" ({per_second(total.delivered_per_s)}/s)" if firing else ""
+    return (
+        f"fired {total.fired:,}, delivered {total.delivered:,}{rate}, "
+        f"in flight {total.in_flight:,}, lost {total.lost_total:,} ({losses});"
+    )
