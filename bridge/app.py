@@ -150,14 +150,16 @@ class Bridge:
         settings = self.settings
         self._cpu = SessionCpu(main_thread_s=time.thread_time())
         self.encoder = _native.Encoder()  # a fresh table: each source lays out its own
+        # The session's identity first: an IPC source starts emitting from its own
+        # thread as soon as it is configured, and set_session resets every counter.
+        self.encoder.set_session(
+            settings.node_id, session.kind, session.session_id, wall_offset_ns()
+        )
         session.configure(self.encoder, self.store)
         self._sequence_of = {
             tp_id: stream.sequence for stream in session.streams for tp_id in stream.record_types
         }
         self._stream_of = {stream.sequence: stream.name for stream in session.streams}
-        self.encoder.set_session(
-            settings.node_id, session.kind, session.session_id, wall_offset_ns()
-        )
         self.sink.start_session(self._routes(session), self.encoder.add_loss)
         ledger = SessionLedger(
             node_id=settings.node_id,

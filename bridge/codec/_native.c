@@ -324,7 +324,7 @@ PyDoc_STRVAR(encode_one_doc,
 static PyObject *Encoder_encode_one(Encoder *self, PyObject *arg)
 {
     Py_buffer raw;
-    if (PyObject_GetBuffer(arg, &raw, PyBUF_SIMPLE) < 0) return NULL;
+    if (!has_session(self) || PyObject_GetBuffer(arg, &raw, PyBUF_SIMPLE) < 0) return NULL;
     PyObject *good = PyList_New(0), *dead = PyList_New(0);
     Result r;
     int failed = !good || !dead || process_ring_record(self, raw.buf, (size_t)raw.len, &r) < 0 ||
@@ -353,6 +353,7 @@ static PyObject *Encoder_drain(Encoder *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOKnn", &cons_obj, &prod_obj, &ring_size, &page_size,
                           &max_records))
         return NULL;
+    if (!has_session(self)) return NULL;
     if (ring_size == 0 || (ring_size & (ring_size - 1))) {
         PyErr_SetString(PyExc_ValueError, "ring_size must be a power of two");
         return NULL;
@@ -465,7 +466,7 @@ static PyObject *Encoder_encode_values(Encoder *self, PyObject *args)
     unsigned long long mono, node_lost;
     PyObject *values;
     if (!PyArg_ParseTuple(args, "iKKO", &tp, &mono, &node_lost, &values)) return NULL;
-    if (!type_arg(self, tp)) return NULL;
+    if (!has_session(self) || !type_arg(self, tp)) return NULL;
     const RecordType *t = &self->types[tp];
     PyObject *seq = PySequence_Fast(values, "values must be a sequence");
     if (!seq) return NULL;
@@ -512,6 +513,7 @@ static PyObject *Encoder_encode_body(Encoder *self, PyObject *args)
     int tp;
     unsigned long long mono, node_lost;
     Py_buffer body;
+    if (!has_session(self)) return NULL;
     if (!PyArg_ParseTuple(args, "iKKy*", &tp, &mono, &node_lost, &body)) return NULL;
     PyObject *ret = NULL;
     Result r = {1, tp, -1, "", 0, 0};
@@ -538,7 +540,7 @@ static PyObject *Encoder_reject_next(Encoder *self, PyObject *args)
     int tp;
     unsigned long long node_lost;
     if (!PyArg_ParseTuple(args, "iK", &tp, &node_lost)) return NULL;
-    if (!type_arg(self, tp)) return NULL;
+    if (!has_session(self) || !type_arg(self, tp)) return NULL;
     Sequence *s = &self->sequences[self->types[tp].sequence];
     skip_lost(s, node_lost, STAGE_NODE);
     uint64_t seq = ++s->last_seq;

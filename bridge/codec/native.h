@@ -113,6 +113,15 @@ static inline size_t put_bytes(unsigned char *p, const void *data, size_t len)
     return n + len;
 }
 
+/* Every record's envelope holds the session: encoding before set_session() would write
+ * records no consumer can decode, with counters that set_session() then resets. */
+static inline int has_session(const Encoder *enc)
+{
+    if (enc->session_len) return 1;
+    PyErr_SetString(PyExc_RuntimeError, "no session: call set_session() before encoding");
+    return 0;
+}
+
 static inline uint64_t rd_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static inline uint32_t rd_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint16_t rd_u16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
