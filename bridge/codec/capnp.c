@@ -258,6 +258,55 @@ static int element(Encoder *enc, const struct CapnpList *list, const Message *m,
     return encode_next(enc, tp, mono, node_lost, values, r);
 }
 
+/* A rejected element as a message of its own: one segment whose root is a copy of the
+ * struct, its byte-list pointers (Text, Data) re-pointed at copies of their bytes; any
+ * other or unreadable pointer becomes null. Why: the dead letter must keep what was
+ * wrong, and offsets into a batch the consumer never sees would keep nothing.
+ * `capnp decode tracing_net.capnp NetMessage` reads it. Returns NULL with an exception
+ * set when out of memory. */
+static unsigned char *standalone(const Message *m, const StructRef *s, size_t *out_len)
+{
+    uint64_t words = 1 + (uint64_t)s->data_words + s->ptr_words;
+    for (uint32_t i = 0; i < s->ptr_words; i++) {
+        uint64_t p, at;
+        uint32_t seg;
+        if (resolve(m, s->seg, s->at + s->data_words + i, &p, &seg, &at) > 0 && (p & 3) == 1 &&
+            ((p >> 32) & 7) == 2 && seg < m->n && at * 8 + (p >> 35) <= m->segs[seg].words * 8)
+            words += ((p >> 35) + 7) / 8;
+    }
+    if (words > 0xFFFFFFFFu) { /* more than one segment can hold; the input cannot be this big */
+        PyErr_SetString(PyExc_OverflowError, "Cap'n Proto struct too large to copy");
+        return NULL;
+    }
+    unsigned char *out = PyMem_Calloc(1, 8 + (size_t)words * 8);
+    if (!out) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    unsigned char *seg0 = out + 8;
+    uint32_t n_words = (uint32_t)words;
+    memcpy(out + 4, &n_words, 4); /* segment count - 1 = 0, then the segment's words */
+    uint64_t root = ((uint64_t)s->ptr_words << 48) | ((uint64_t)s->data_words << 32);
+    memcpy(seg0, &root, 8); /* struct pointer, offset 0: the data follows */
+    memcpy(seg0 + 8, m->segs[s->seg].base + s->at * 8, (size_t)s->data_words * 8);
+    uint64_t next = 1 + (uint64_t)s->data_words + s->ptr_words;
+    for (uint32_t i = 0; i < s->ptr_words; i++) {
+        uint64_t p, at, ptr = 0, slot = 1 + (uint64_t)s->data_words + i;
+        uint32_t seg;
+        if (resolve(m, s->seg, s->at + s->data_words + i, &p, &seg, &at) > 0 && (p & 3) == 1 &&
+            ((p >> 32) & 7) == 2 && seg < m->n && at * 8 + (p >> 35) <= m->segs[seg].words * 8) {
+            uint64_t count = p >> 35;
+            memcpy(seg0 + next * 8, m->segs[seg].base + at * 8, (size_t)count);
+            uint64_t offset = (next - slot - 1) & 0x3FFFFFFF;
+            ptr = (count << 35) | ((uint64_t)2 << 32) | (offset << 2) | 1;
+            next += (count + 7) / 8;
+        }
+        memcpy(seg0 + slot * 8, &ptr, 8);
+    }
+    *out_len = 8 + (size_t)words * 8;
+    return out;
+}
+
 /* The batch cannot be read: its `expected` events are lost in the bridge (one dead
  * letter stands for all of them), after the node's own drops. */
 static int whole_batch_lost(Encoder *enc, const struct CapnpList *list, Sequence *seq,
@@ -281,6 +330,7 @@ PyObject *capnp_encode(Encoder *enc, PyObject *args)
     int id;
     Py_buffer buf;
     unsigned long long dropped, receipt_ns, expected;
+    if (!has_session(enc)) return NULL;
     if (!PyArg_ParseTuple(args, "iy*KKK", &id, &buf, &dropped, &receipt_ns, &expected))
         return NULL;
     PyObject *good = PyList_New(0), *dead = PyList_New(0), *ret = NULL;
@@ -336,9 +386,15 @@ PyObject *capnp_encode(Encoder *enc, PyObject *args)
         r = (Result){1, -1, -1, "", 0, 0};
         int ok = element(enc, list, &m, &s, receipt_ns, i == 0 ? dropped : 0, &r);
         if (ok < 0) goto out;
-        const unsigned char *raw = m.segs[s.seg].base + s.at * 8;
-        size_t raw_len = (size_t)(tag_ref.data_words + tag_ref.ptr_words) * 8;
-        if (emit(enc, &r, raw, raw_len, good, dead) < 0) goto out;
+        if (r.ok) {
+            if (emit(enc, &r, NULL, 0, good, dead) < 0) goto out;
+            continue;
+        }
+        size_t raw_len = 0;
+        unsigned char *raw = standalone(&m, &s, &raw_len);
+        int emitted = raw ? emit(enc, &r, raw, raw_len, good, dead) : -1;
+        PyMem_Free(raw);
+        if (emitted < 0) goto out;
     }
     ret = PyTuple_Pack(2, good, dead);
 out:

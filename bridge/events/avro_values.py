@@ -21,15 +21,24 @@ def as_long(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def to_avro(fields: Sequence[FieldSpec], values: Mapping[str, Any]) -> dict[str, Any]:
-    """The Avro values of ``fields`` (in order), from their catalogue values."""
+def to_avro(
+    fields: Sequence[FieldSpec], values: Mapping[str, Any], path: str = ""
+) -> dict[str, Any]:
+    """The Avro values of ``fields`` (in order), from their catalogue values.
+
+    A hash of the wrong size raises ValueError naming the field (``path`` locates a
+    nested list's items), in the words the native encoder uses, so a dead letter says
+    which field was wrong whichever encoder rejected it."""
     out: dict[str, Any] = {}
     for spec in fields:
         value = values[spec.name]
         name = spec.name
         if spec.kind is Kind.HASH32:
-            out[name] = bytes(value)
-            out[f"{name}_hex"] = bytes(value)[::-1].hex()
+            digest = bytes(value)
+            if len(digest) != 32:
+                raise ValueError(f"field {path}{name}: {len(digest)} bytes, a hash has 32")
+            out[name] = digest
+            out[f"{name}_hex"] = digest[::-1].hex()
         elif spec.kind is Kind.PAYLOAD:
             assert spec.length_of is not None
             out[name] = bytes(value)
@@ -42,7 +51,10 @@ def to_avro(fields: Sequence[FieldSpec], values: Mapping[str, Any]) -> dict[str,
             out[name] = as_long(value)
         elif spec.kind is Kind.LIST:
             assert spec.items is not None
-            out[name] = [to_avro(spec.items.fields, item) for item in value]
+            out[name] = [
+                to_avro(spec.items.fields, item, f"{path}{name}[{index}].")
+                for index, item in enumerate(value)
+            ]
         elif spec.kind in (Kind.DATA, Kind.PAYLOAD):
             out[name] = bytes(value)
         elif spec.kind is Kind.F64:

@@ -84,6 +84,15 @@ def _first_bytes(params: Any, spec: EventSpec) -> bytes:
     return b""
 
 
+def _struct_bytes(struct: Any) -> bytes:
+    """A struct read from a call, as a standalone Cap'n Proto message (for a dead letter:
+    ``capnp decode`` with the interface's schema reads it back)."""
+    try:
+        return bytes(struct.as_builder().to_bytes())
+    except Exception:  # best effort: a dead letter without raw bytes
+        return b""
+
+
 async def _destroy(self: Any, call: Any) -> None:
     """The node tells us the subscription is over (it also drops the Handler)."""
     self.destroyed = True
@@ -134,6 +143,7 @@ def utxo_server(schemas: SchemaSet, emitter: Emitter) -> Any:
                     info.value,
                     info.isCoinbase,
                 ),
+                raw=lambda: _struct_bytes(info),
             )
             await emitter.wait_for_room()
 

@@ -16,7 +16,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bridge.codec import _native
@@ -52,9 +52,17 @@ class Emitter:
         )
         self._push(good, dead)
 
-    def values(self, spec: EventSpec, values: tuple[Any, ...]) -> None:
-        """An event of a record type the native encoder knows the fields of (utxocache)."""
+    def values(
+        self, spec: EventSpec, values: tuple[Any, ...], raw: Callable[[], bytes] | None = None
+    ) -> None:
+        """An event of a record type the native encoder knows the fields of (utxocache).
+
+        ``raw`` gives the bytes a dead letter keeps if the encoder rejects the values;
+        it is only called then, so the usual path pays nothing for it."""
         good, dead = self._encoder.encode_values(spec.tp_id, time.monotonic_ns(), 0, values)
+        if dead and raw is not None:
+            kept = raw()
+            dead = [(tp_id, seq, kept, reason) for tp_id, seq, _, reason in dead]
         self._push(good, dead)
 
     def body(self, spec: EventSpec, values: Mapping[str, Any]) -> None:

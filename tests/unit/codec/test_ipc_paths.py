@@ -89,6 +89,21 @@ def test_a_wrongly_typed_value_is_a_counted_dead_letter() -> None:
     assert (env["seq"], env["lost_before"], env["lost"]["bridge"]) == (2, 1, 1)
 
 
+def test_nothing_is_encoded_before_the_session_is_set() -> None:
+    """A record without node and session in its envelope would be undecodable, and
+    set_session() would then reset the counters under it."""
+    enc = Encoder()
+    configure(enc, EVENTS, committed_schemas())
+    spec = BY_NAME["utxocache:add"]
+    with pytest.raises(RuntimeError, match="set_session"):
+        enc.encode_values(spec.tp_id, 1, 0, (b"\0" * 32, 0, 0, 0, False))
+    with pytest.raises(RuntimeError, match="set_session"):
+        enc.reject_next(spec.tp_id, 0)
+    enc.set_session(NODE, SourceKind.IPC, SESSION, OFFSET)
+    good, _ = enc.encode_values(spec.tp_id, 1, 0, (b"\0" * 32, 0, 0, 0, False))
+    assert committed_schemas().decode(good[0][1])[1]["envelope"]["seq"] == 1
+
+
 # ------------------------------------------------------------------ bodies
 
 
@@ -229,6 +244,35 @@ def test_a_large_batch_spanning_segments_and_far_pointers(schema: Any) -> None:
     assert [v for _, v, _ in good] == reference(messages, 0)
 
 
+def test_a_rejected_message_keeps_its_bytes_as_a_message_of_its_own(schema: Any) -> None:
+    """The dead letter's raw bytes are the NetMessage alone, its Text and Data included,
+    readable with the schema: not offsets into a batch the consumer never sees."""
+    messages = [
+        {
+            "inbound": True,
+            "peerId": 7,
+            "peerAddr": "10.0.0.7:8333",
+            "connType": "inbound",
+            "msgType": name,
+            "payload": b"\x01\x02\x03",
+            "extra": 5,
+            "timestampUs": 42,
+        }
+        for name in ("ping", "qong", "pong")
+    ]
+    batch = build(schema, messages).replace(b"qong\0", b"q\xffng\0")
+    good, dead = net_encoder(schema).encode_capnp_list(LIST_ID, batch, 0, 0, len(messages))
+    assert len(good) == 2
+    [(tp_id, seq, raw, reason)] = dead
+    assert (tp_id, seq) == (INBOUND.tp_id, 2)
+    assert "msg_type" in reason
+    with schema.NetMessage.from_bytes(raw) as alone:
+        assert (alone.peerId, alone.peerAddr, alone.connType) == (7, "10.0.0.7:8333", "inbound")
+        assert (alone.payload, alone.msgSize, alone.timestampUs) == (b"\x01\x02\x03", 8, 42)
+    assert b"q\xffng\0" in raw
+    assert len(raw) < len(batch)
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(message_values, min_size=1, max_size=8), st.data())
 def test_corrupted_messages_never_crash_and_are_counted(
@@ -248,3 +292,7 @@ def test_corrupted_messages_never_crash_and_are_counted(
     assert captured == last_seq == len(messages)
     assert dead_lettered == bridge == len(messages) - len(good)
     assert len(dead) in (dead_lettered, 1)
+    if len(messages) > 1 and len(dead) == dead_lettered:  # rejected one by one
+        for *_, raw, _ in dead:
+            with schema.NetMessage.from_bytes(raw) as alone:  # a well-formed message
+                alone.peerId  # noqa: B018 (reading is the test)
