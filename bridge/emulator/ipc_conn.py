@@ -84,6 +84,7 @@ class Subscription:
     dropped_reported: int = 0
     discarded: int = 0
     failed: int = 0
+    interrupted: int = 0
     batches: int = 0
     calls: int = 0
     ended: str | None = None
@@ -105,6 +106,7 @@ class Subscription:
             "dropped_reported": self.dropped_reported,
             "discarded": self.discarded,
             "failed": self.failed,
+            "interrupted": self.interrupted,
             "batches": self.batches,
             "calls": self.calls,
             "ended": self.ended,

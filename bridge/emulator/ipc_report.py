@@ -39,8 +39,9 @@ class SubscriptionStats:
     full queue turned away; ``dropped_reported``: the sum of ``dropped`` over the
     batches the client acknowledged. ``discarded``: queued events never sent (the
     subscription ended first). ``failed``: events in a call that raised (the node then
-    drops the subscriber, as the prototype does). Always
-    ``offered == sent + dropped + discarded + failed``.
+    drops the subscriber, as the prototype does). ``interrupted``: events in a call
+    still in flight when the node shut down; the client may or may not have them.
+    Always ``offered == sent + dropped + discarded + failed + interrupted``.
     ``ended``: destroy, disconnect, released (last Handler reference dropped),
     connection_closed, failed, shutdown, or None if still subscribed.
     """
@@ -55,6 +56,7 @@ class SubscriptionStats:
     dropped_reported: int
     discarded: int
     failed: int
+    interrupted: int
     batches: int
     calls: int
     ended: str | None
@@ -86,6 +88,7 @@ class StreamStats:
     dropped_reported: int
     discarded: int
     failed: int
+    interrupted: int
     malformed: int
     batches: int
     calls: int

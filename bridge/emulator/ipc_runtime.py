@@ -229,6 +229,15 @@ class Runtime:
                 req.context.callbackThread = sub.node_thread
             fill_builder(req, ev.params)
             await req.send()
+        except asyncio.CancelledError:
+            # Shutdown cancelled the call mid-flight: whether the client got it is
+            # unknowable here, so it is counted as neither sent nor failed.
+            sub.interrupted += 1
+            if self.recorder is not None:
+                line = {"kind": "interrupted", "stream": sub.stream, "sub": sub.id, "seq": seq}
+                self.recorder.write({**line, **ev.record()})
+            sub.idle.set()
+            raise
         except Exception as exc:
             sub.failed += 1
             sub.error = error_text(exc)
@@ -408,6 +417,7 @@ class Runtime:
                 "dropped_reported": sum(s.dropped_reported for s in subs),
                 "discarded": sum(s.discarded for s in subs),
                 "failed": sum(s.failed for s in subs),
+                "interrupted": sum(s.interrupted for s in subs),
                 "malformed": st.malformed,
                 "batches": sum(s.batches for s in subs),
                 "calls": sum(s.calls for s in subs),

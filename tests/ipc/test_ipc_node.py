@@ -332,7 +332,7 @@ def events(record: Path, stream: str, sub: int | None = None) -> list[dict[str, 
 
 def check_invariant(report: IpcReport) -> None:
     for s in report.subscriptions:
-        assert s.offered == s.sent + s.dropped + s.discarded + s.failed, s
+        assert s.offered == s.sent + s.dropped + s.discarded + s.failed + s.interrupted, s
 
 
 @pytest.fixture
