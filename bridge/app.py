@@ -255,14 +255,15 @@ class Bridge:
         routes = {}
         for spec in session.record_types:
             known = self.store.by_name(full_name(event_schema(spec)))
+            headers: Headers | None = [
+                ("stability", spec.stability.value.encode()),
+                ("schema_fp", known.fingerprint.hex().encode()),
+                ("source", source),
+                ("node", node),
+            ]
             routes[spec.tp_id] = Route(
                 topic=event_topic(prefix, spec.subsystem),
-                headers=[
-                    ("stability", spec.stability.value.encode()),
-                    ("schema_fp", known.fingerprint.hex().encode()),
-                    ("source", source),
-                    ("node", node),
-                ],
+                headers=headers if self.settings.kafka.event_headers else None,
                 sequence=self._sequence_of[spec.tp_id],
             )
         return routes

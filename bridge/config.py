@@ -196,6 +196,14 @@ class KafkaConfig(_Model):
         description="Topics are <prefix>.<subsystem>, <prefix>.bridge, <prefix>.deadletter.",
     )
     create_topics: bool = Field(True, description="Create missing topics at startup.")
+    event_headers: bool = Field(
+        True,
+        description="Put stability, schema_fp, source and node headers on every event "
+        "record, so consumers can route without decoding. The four cost 0.8-1.1 us of "
+        "bridge CPU per record, a quarter to a third of the bridge's cost (README, "
+        "Performance); the same facts are in every record anyway (envelope, schema "
+        "fingerprint or ID). Heartbeats and dead letters always carry them.",
+    )
     startup_timeout_s: float = Field(
         15.0, gt=0, description="How long startup waits for the brokers to answer."
     )

@@ -46,13 +46,16 @@ def run_scenario(
     scenario: UsdtScenario,
     *,
     wallet: bool = True,
+    kafka: dict[str, Any] | None = None,
     **usdt: Any,
 ) -> tuple[EmulatorReport, Path]:
     """One node run, traced from before its first probe to after its exit."""
     record = tmp_path / "fired.jsonl"
     with UsdtNode(build_usdt_node(wallet=wallet)) as node:
         node.start(scenario, record=record)
-        settings = settings_for(kafka_bootstrap, topic_prefix, pid=node.pid, reattach=False, **usdt)
+        settings = settings_for(
+            kafka_bootstrap, topic_prefix, kafka, pid=node.pid, reattach=False, **usdt
+        )
         with running_bridge(settings, tmp_path) as bridge:
             bridge.wait_for("attached")
             node.go()
@@ -75,6 +78,14 @@ def test_every_tracepoint_arrives_with_the_exact_values_fired(
         fired[event.tp].append(event.args)
 
     assert set(received) == {spec.name for spec in EVENTS}
+    for consumed in records:
+        assert consumed.schema is not None
+        assert consumed.headers == {
+            "stability": consumed.schema.stability.encode(),
+            "schema_fp": consumed.schema.fingerprint.hex().encode(),
+            "source": b"usdt",
+            "node": b"emulated-node",
+        }
     for spec in EVENTS:
         sent, got = fired[spec.name], received[spec.name]
         assert len(sent) == len(got) == report.fired[spec.name] == 40
@@ -90,6 +101,26 @@ def test_every_tracepoint_arrives_with_the_exact_values_fired(
         assert verdict.lost == 0
         stream = verdict.key[2]
         assert books[(verdict.key[1], stream)]["fired"] == report.fired[stream]
+
+
+def test_event_headers_can_be_left_off_without_losing_anything(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """kafka.event_headers = false: event records carry no headers (they cost bridge CPU
+    per record), the bridge's own records still do, and the books still prove delivery."""
+    scenario = UsdtScenario(count=5, tracepoints=("mempool:*",), wait_start=True)
+    report, _ = run_scenario(
+        kafka_bootstrap, topic_prefix, tmp_path, scenario, kafka={"event_headers": False}
+    )
+    records = read_topics(kafka_bootstrap, topic_prefix)
+    events = [r for r in records if r.topic.endswith(".mempool")]
+    assert len(events) == sum(report.fired.values()) == 20
+    assert all(r.headers == {} for r in events)
+    bridge_records = [r for r in records if r.topic.endswith(".bridge")]
+    assert bridge_records
+    assert all(r.headers["node"] == b"emulated-node" for r in bridge_records)
+    for verdict in verdicts(records):
+        assert verdict.ok, verdict
 
 
 def test_overload_loses_events_but_counts_every_one(

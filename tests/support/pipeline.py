@@ -24,13 +24,20 @@ from bridge.status import BridgeExited, StatusFile
 from bridge.verify import StreamVerdict, audit_records, verify_records
 
 
-def settings_for(bootstrap: str, prefix: str, **usdt: Any) -> BridgeSettings:
+def settings_for(
+    bootstrap: str, prefix: str, kafka: dict[str, Any] | None = None, **usdt: Any
+) -> BridgeSettings:
     return load_settings(
         None,
         {
             "node_id": "emulated-node",
             "usdt": usdt,
-            "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix, "linger_ms": 5},
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "topic_prefix": prefix,
+                "linger_ms": 5,
+                **(kafka or {}),
+            },
             "heartbeat_interval_s": 1.0,
         },
     )

@@ -81,9 +81,11 @@ def test_environment_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TRACEBRIDGE_NODE_ID", "from-env")
     monkeypatch.setenv("TRACEBRIDGE_KAFKA__LINGER_MS", "2")
     monkeypatch.setenv("TRACEBRIDGE_USDT__TRACEPOINTS", '["net:*_message"]')
+    monkeypatch.setenv("TRACEBRIDGE_KAFKA__EVENT_HEADERS", "false")
     settings = load_settings(write(tmp_path, FILE))
     assert settings.node_id == "from-env"
     assert settings.kafka.linger_ms == 2
+    assert settings.kafka.event_headers is False
     assert settings.usdt.tracepoints == ("net:*_message",)
     # Keys the environment does not set still come from the file (nested merge).
     assert settings.kafka.topic_prefix == "fileprefix"

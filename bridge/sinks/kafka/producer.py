@@ -40,7 +40,7 @@ class Route:
     """Where one record type's records go, and which sequence counts their losses."""
 
     topic: str
-    headers: Headers
+    headers: Headers | None  # None: kafka.event_headers is off
     sequence: int
 
 
