@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,9 +160,10 @@ class BridgeProcess:
 
 def run_rates(
     runner: NodeRunner, bootstrap: str, rates_eps: Sequence[float], seconds: float, prefix: str,
-    baseline: bool = True,
+    baseline: bool = True, settings_env: Mapping[str, str] | None = None,
 ) -> list[StageResult]:  # fmt: skip
-    """Every rate through ``runner``'s source; one row per rate."""
+    """Every rate through ``runner``'s source; one row per rate. ``settings_env``: more
+    TRACEBRIDGE_* settings for the bridge (what the benchmark varies)."""
     # Untraced runs first: a bridge that finds nodes by binary would attach to them.
     untraced = [
         runner.untraced_us_per_event(rate, seconds) if baseline else None for rate in rates_eps
@@ -170,7 +171,11 @@ def run_rates(
     results = []
     with tempfile.TemporaryDirectory(prefix="tracebridge-bench-") as workdir:
         bridge = BridgeProcess(
-            runner.bridge_args(), runner.bridge_env(), bootstrap, prefix, Path(workdir)
+            runner.bridge_args(),
+            {**runner.bridge_env(), **(settings_env or {})},
+            bootstrap,
+            prefix,
+            Path(workdir),
         )
         try:
             bridge.wait_for("waiting", None, timeout=60)

@@ -40,6 +40,11 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
                 click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one)."),
                 click.option("--no-baseline", is_flag=True, help="Skip the untraced runs."),
                 click.option(
+                    "--no-event-headers",
+                    is_flag=True,
+                    help="Run the bridge with kafka.event_headers off (what headers cost).",
+                ),
+                click.option(
                     "--json", "json_file", type=click.Path(path_type=Path), help="Rows as JSON."
                 ),
             ]
@@ -52,14 +57,15 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
 
 def _ping(
     runners: list[NodeRunner], rates: str, seconds: float, bootstrap_servers: str | None,
-    no_baseline: bool, json_file: Path | None,
+    no_baseline: bool, no_event_headers: bool, json_file: Path | None,
 ) -> None:  # fmt: skip
     bootstrap = kafka_target(bootstrap_servers)
     offered = [float(r) for r in rates.split(",")]
+    env = {"TRACEBRIDGE_KAFKA__EVENT_HEADERS": "false"} if no_event_headers else {}
     results: list[StageResult] = []
     for runner in runners:
         prefix = f"bench-{runner.source}-{int(time.time())}"
-        results += run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline)
+        results += run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline, env)
     click.echo(format_table(results))
     if not all(r.balanced() for r in results):
         click.echo("WARNING: some runs do not balance (delivered + lost != fired)", err=True)
