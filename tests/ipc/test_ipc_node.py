@@ -822,6 +822,11 @@ def test_random_values_are_seeded(tmp_path: Path) -> None:
                 node.go()
                 while len(chain.got) < 40 or net.received < 40:
                     await asyncio.sleep(0.01)
+                # Stay connected until the node is done: a client that hangs up before
+                # its last reply reaches the node makes that call fail on the node's side.
+                deadline = time.monotonic() + 30
+                while node.running and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
 
             run(go)
             node.wait(30)
