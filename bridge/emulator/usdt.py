@@ -24,21 +24,19 @@ Typical use::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import select
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Literal, Self, TypeAlias
+
+from bridge.emulator.process import EmulatorProcess
 
 __all__ = [
     "DEFAULT_STAGES",
@@ -578,37 +576,27 @@ def read_records(path: Path) -> Iterator[RecordedEvent]:
 # --------------------------------------------------------------------------------------
 
 
-class UsdtNode:
+class UsdtNode(EmulatorProcess[EmulatorReport]):
     """A running emulator process, usable as a context manager.
 
-    ``start`` launches the binary in its own session and returns once it has printed
-    ``READY pid=<pid>`` (its semaphores exist and its tables are built, so a tracer can
-    attach). ``go`` sends SIGUSR1 (needed with ``wait_start``), ``wait`` returns the
-    report when the run ends, ``stop`` ends it early with SIGTERM and returns the report.
-    Leaving the ``with`` block, or any failure inside ``start``, kills a process that is
-    still running, so no emulator outlives its test.
+    ``start`` launches the binary and returns once it has printed ``READY pid=<pid>``
+    (its semaphores exist and its tables are built, so a tracer can attach). The rest
+    of the lifecycle (``go``, ``wait``, ``stop``, cleanup) is
+    :class:`~bridge.emulator.process.EmulatorProcess`'s.
     """
 
+    noun = "emulator"
+    error = EmulatorError
+    timeout_error = EmulatorTimeout
+
     def __init__(self, binary: Path | None = None, *, wallet: bool = True) -> None:
+        super().__init__()
         self._binary = binary if binary is not None else build_usdt_node(wallet=wallet)
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._workdir: Path | None = None
-        self._report: EmulatorReport | None = None
 
     @property
     def binary(self) -> Path:
         """The emulator executable (the path a tracer resolves probes in)."""
         return self._binary
-
-    @property
-    def pid(self) -> int:
-        """The process id to pass to ``USDT(pid=...)``."""
-        return self._require_proc().pid
-
-    @property
-    def running(self) -> bool:
-        """Whether the process has been started and has not exited yet."""
-        return self._proc is not None and self._proc.poll() is None
 
     def start(
         self,
@@ -618,139 +606,13 @@ class UsdtNode:
         ready_timeout: float = READY_TIMEOUT_S,
     ) -> Self:
         """Launch the emulator and wait for its READY line; returns ``self``."""
-        if self._proc is not None:
-            raise EmulatorError("this UsdtNode was already started; use a new one")
         scenario = scenario if scenario is not None else UsdtScenario()
-        self._workdir = Path(tempfile.mkdtemp(prefix="usdt_node-"))
-        report_path = self._workdir / "report.json"
-        cmd = [str(self._binary), *scenario.argv(), "--report", str(report_path)]
+        self._make_workdir("usdt_node-")
+        cmd = [str(self._binary), *scenario.argv()]
         if record is not None:
             cmd += ["--record", str(record)]
-        try:
-            with (self._workdir / "stderr.txt").open("wb") as err:
-                # Own session: a Ctrl-C meant for pytest does not also stop the node, and
-                # close() can kill the whole group.
-                self._proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    start_new_session=True,
-                )
-            self._await_ready(ready_timeout)
-        except BaseException:
-            self.close()
-            raise
+        self._launch(cmd, ready_timeout)
         return self
 
-    def go(self) -> None:
-        """Send SIGUSR1: a node started with ``wait_start`` begins firing."""
-        proc = self._require_proc()
-        if proc.poll() is not None:
-            raise EmulatorError(f"emulator exited (code {proc.returncode}) before go()")
-        proc.send_signal(signal.SIGUSR1)
-
-    def wait(self, timeout: float | None = None) -> EmulatorReport:
-        """Wait for the run to end and return its report.
-
-        Raises :class:`EmulatorTimeout` (leaving the process running) if it does not end
-        in time, and :class:`EmulatorError` if it exited with an error.
-        """
-        if self._report is not None:
-            return self._report
-        proc = self._require_proc()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise EmulatorTimeout(
-                f"emulator pid {proc.pid} still running after {timeout}s"
-            ) from exc
-        self._close_stdout()
-        if proc.returncode != 0:
-            raise EmulatorError(
-                f"emulator exited with code {proc.returncode}: {self._stderr_text()}"
-            )
-        assert self._workdir is not None
-        try:
-            data = json.loads((self._workdir / "report.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise EmulatorError(
-                f"emulator report unreadable: {exc}; {self._stderr_text()}"
-            ) from exc
-        self._report = EmulatorReport.from_json(data)
-        return self._report
-
-    def stop(self, timeout: float = 10.0) -> EmulatorReport:
-        """End the run with SIGTERM (the node stops firing, flushes, reports) and report."""
-        proc = self._require_proc()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def close(self) -> None:
-        """Kill the process if it still runs and remove the scratch directory."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        self._close_stdout()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # -- internals -------------------------------------------------------------------
-
-    def _require_proc(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
-            raise EmulatorError("the emulator has not been started")
-        return self._proc
-
-    def _close_stdout(self) -> None:
-        if self._proc is not None and self._proc.stdout is not None:
-            self._proc.stdout.close()
-
-    def _stderr_text(self) -> str:
-        if self._workdir is None:
-            return ""
-        try:
-            text = (self._workdir / "stderr.txt").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return text.strip() or "(no stderr)"
-
-    def _await_ready(self, timeout: float) -> None:
-        """Read stdout until ``READY pid=<pid>``; the node writes nothing else there."""
-        proc = self._require_proc()
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        buf = b""
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise EmulatorError(f"emulator printed no READY line within {timeout}s")
-            readable, _, _ = select.select([fd], [], [], left)
-            if not readable:
-                continue
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                code = proc.wait()
-                raise EmulatorError(
-                    f"emulator exited (code {code}) before READY: {self._stderr_text()}"
-                )
-            buf += chunk
-        line = buf.split(b"\n", 1)[0].decode(errors="replace").strip()
-        if line != f"READY pid={proc.pid}":
-            raise EmulatorError(f"unexpected first line from the emulator: {line!r}")
+    def parse_report(self, data: Mapping[str, Any]) -> EmulatorReport:
+        return EmulatorReport.from_json(data)
