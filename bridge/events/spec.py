@@ -15,6 +15,7 @@ each of those steps a small table lookup.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -151,6 +152,15 @@ class IpcBinding:
     fields: tuple[tuple[str, str], ...] = ()
     derived: tuple[str, ...] = ()
     polled: bool = False
+
+    def fields_in_order(self, fields: Sequence[FieldSpec]) -> list[str]:
+        """The capnp field of each of ``fields``, in that order; every one must be bound
+        (a record whose values are read straight from one struct, e.g. UtxoInfo)."""
+        bound = dict(self.fields)
+        missing = [f.name for f in fields if f.name not in bound]
+        if missing:
+            raise ValueError(f"{self.interface}.{self.method} does not bind {missing}")
+        return [bound[f.name] for f in fields]
 
     def capnp_field(self, name: str) -> str | None:
         for ours, theirs in self.fields:

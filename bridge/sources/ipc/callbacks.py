@@ -27,7 +27,12 @@ from bridge.sources.ipc.transaction import TransactionError, summarize
 log = logging.getLogger(__name__)
 
 NET_BATCH_SCHEMA = Path(__file__).with_name("net_batch.capnp")
-UTXO_METHODS = {"add": "utxocache:add", "spend": "utxocache:spent", "uncache": "utxocache:uncache"}
+# The record types UtxoCacheTrace's methods carry, as the catalogue binds them.
+UTXO_SPECS: tuple[EventSpec, ...] = tuple(
+    spec
+    for spec in BY_NAME.values()
+    if spec.ipc is not None and spec.ipc.interface == "UtxoCacheTrace"
+)
 
 Method = Callable[[Any, Any], Coroutine[Any, Any, None]]
 
@@ -132,24 +137,24 @@ def utxo_server(schemas: SchemaSet, emitter: Emitter) -> Any:
     """UtxoCacheTrace (PR #32898): the same records as the utxocache tracepoints."""
 
     def method(spec: EventSpec) -> Method:
+        assert spec.ipc is not None
+        # UtxoInfo's fields in the record's field order (the order encode_values takes),
+        # as the catalogue binds them.
+        names = tuple(spec.ipc.fields_in_order(spec.fields))
+
         async def handler(self: Any, call: Any) -> None:
             info = call.params.utxoInfo
+            values = tuple(getattr(info, name) for name in names)
             emitter.values(
                 spec,
-                (
-                    bytes(info.outpointHash),
-                    info.outpointN,
-                    info.height,
-                    info.value,
-                    info.isCoinbase,
-                ),
+                tuple(bytes(v) if isinstance(v, memoryview) else v for v in values),
                 raw=lambda: _struct_bytes(info),
             )
             await emitter.wait_for_room()
 
         return handler
 
-    methods = {f"{name}_context": method(BY_NAME[stream]) for name, stream in UTXO_METHODS.items()}
+    methods = {f"{spec.ipc.method}_context": method(spec) for spec in UTXO_SPECS if spec.ipc}
     base = schemas.require("tracing_utxo").UtxoCacheTrace.Server
     return _server(base, "UtxoCacheTrace", methods)()
 

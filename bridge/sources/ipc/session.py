@@ -283,8 +283,8 @@ class IpcSourceSession:
         else:
             self._offers.pop("net", None)
         if "utxo" in self._offers and "utxo" in wanted:
-            for name in callbacks.UTXO_METHODS.values():
-                add(BY_NAME[name])
+            for spec in callbacks.UTXO_SPECS:
+                add(spec)
         for spec in BY_NAME.values():
             offer = _callback_offer(spec)
             if offer is not None and offer in wanted and offer in self._offers:

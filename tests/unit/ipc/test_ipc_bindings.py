@@ -132,12 +132,28 @@ def test_list_table_refuses_a_binding_of_the_wrong_type() -> None:
         list_table(spec, struct, "msgType", "timestampUs")  # a Text is no selector
 
 
-@pytest.mark.parametrize(("method", "name"), sorted(callbacks.UTXO_METHODS.items()))
+UTXO_METHODS = {"add": "utxocache:add", "spend": "utxocache:spent", "uncache": "utxocache:uncache"}
+
+
+def test_the_utxo_server_serves_exactly_the_utxocache_bindings() -> None:
+    served = {spec.ipc.method: spec.name for spec in callbacks.UTXO_SPECS if spec.ipc}
+    assert served == UTXO_METHODS
+
+
+@pytest.mark.parametrize(("method", "name"), sorted(UTXO_METHODS.items()))
 def test_utxo_binding_fits_utxo_info(method: str, name: str) -> None:
     spec = BY_NAME[name]
     assert spec.ipc is not None
     assert spec.ipc.method == method
     check_covers(spec)
+    # The callback reads UtxoInfo in the record's field order.
+    assert spec.ipc.fields_in_order(spec.fields) == [
+        "outpointHash",
+        "outpointN",
+        "height",
+        "value",
+        "isCoinbase",
+    ]
     params = method_params(PROPOSED.require("tracing_utxo").UtxoCacheTrace, method)
     assert walk(params, "utxoInfo")[0] == "struct"
     info = params.fields["utxoInfo"].schema
@@ -264,3 +280,11 @@ def test_tip_binding_fits_every_mining_interface(version: Version) -> None:
         check_leaf(spec, ours, theirs, tip)
     assert {"hasResult", "result"} <= set(tip.fieldnames)
     assert walk(mining.schema.methods["isInitialBlockDownload"].result_type, "result")[0] == "bool"
+
+
+def test_reading_a_struct_in_field_order_needs_every_field_bound() -> None:
+    spec = BY_NAME["utxocache:add"]
+    assert spec.ipc is not None
+    partial = dataclasses.replace(spec.ipc, fields=spec.ipc.fields[:-1])
+    with pytest.raises(ValueError, match="is_coinbase"):
+        partial.fields_in_order(spec.fields)
