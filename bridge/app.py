@@ -250,25 +250,21 @@ class Bridge:
     # ------------------------------------------------------------------ records of our own
     def _routes(self, session: SourceSession) -> dict[int, Route]:
         prefix = self.settings.kafka.topic_prefix
-        node = self.settings.node_id.encode()
-        source = session.kind.name.lower().encode()
-        routes = {}
-        for spec in session.record_types:
-            known = self.store.by_name(full_name(event_schema(spec)))
-            headers: Headers | None = [
-                ("stability", spec.stability.value.encode()),
-                ("schema_fp", known.fingerprint.hex().encode()),
-                ("source", source),
-                ("node", node),
-            ]
-            routes[spec.tp_id] = Route(
+        source = session.kind.name.lower()
+        with_headers = self.settings.kafka.event_headers
+        return {
+            spec.tp_id: Route(
                 topic=event_topic(prefix, spec.subsystem),
-                headers=headers if self.settings.kafka.event_headers else None,
+                headers=self._headers(full_name(event_schema(spec)), source)
+                if with_headers
+                else None,
                 sequence=self._sequence_of[spec.tp_id],
             )
-        return routes
+            for spec in session.record_types
+        }
 
-    def _bridge_headers(self, schema: str, source: str) -> Headers:
+    def _headers(self, schema: str, source: str) -> Headers:
+        """The headers of a record of ``schema``: built once per route, not per record."""
         known = self.store.by_name(schema)
         return [
             ("stability", known.stability.encode()),
@@ -282,7 +278,7 @@ class Bridge:
         value = self.store.encode(HEARTBEAT_SCHEMA, record)
         topic = bridge_topic(self.settings.kafka.topic_prefix)
         self.sink.produce_bridge_record(
-            topic, value, self._bridge_headers(HEARTBEAT_SCHEMA, ledger.source.name.lower())
+            topic, value, self._headers(HEARTBEAT_SCHEMA, ledger.source.name.lower())
         )
         if self.on_books is not None:
             try:
@@ -311,7 +307,7 @@ class Bridge:
         value = self.store.encode(DEAD_LETTER_SCHEMA, record)
         topic = dead_letter_topic(self.settings.kafka.topic_prefix)
         self.sink.produce_bridge_record(
-            topic, value, self._bridge_headers(DEAD_LETTER_SCHEMA, session.kind.name.lower())
+            topic, value, self._headers(DEAD_LETTER_SCHEMA, session.kind.name.lower())
         )
         log.warning("Dead letter for %s seq %s: %s.", stream or "unknown stream", seq, reason)
 
