@@ -93,7 +93,8 @@ def decode_record(raw: bytes) -> DecodedRecord:
         raise RecordDecodeError(f"record of {len(raw)} bytes is shorter than the header")
     seq, ktime_ns, lost_before, tp_id, flags, _ = HEADER.unpack_from(raw)
     header = RecordHeader(seq, ktime_ns, lost_before, tp_id, flags)
-    if tp_id not in BY_TP_ID:
+    if tp_id not in BY_TP_ID or not BY_TP_ID[tp_id].usdt:
+        # IPC-only events share the id space but never travel through a ring.
         raise RecordDecodeError(f"unknown tracepoint id {tp_id}", None, seq)
     layout, fixed = _layout(tp_id)
     spec = layout.spec

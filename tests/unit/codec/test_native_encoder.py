@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from bridge.codec.native import Encoder, configure
 from bridge.codec.single_object import committed_schemas
 from bridge.events.avro_schema import event_schema, full_name
 from bridge.events.avro_values import as_long
-from bridge.events.catalog import BY_NAME, EVENTS
+from bridge.events.catalog import BY_NAME, EVENTS, IPC_EVENTS
 from bridge.events.decoder import RecordDecodeError, decode_record, event_fields
 from bridge.events.envelope import LossStage, SourceKind
 from bridge.events.spec import EventSpec, FieldSpec, Kind
@@ -127,6 +128,15 @@ def test_native_matches_reference_on_corrupted_records(raw: bytes, data: st.Data
     cut = data.draw(st.sampled_from([None, 0, 8, 31, len(raw) - 1]))
     blob = bytes(mutated if cut is None else mutated[:cut])
     assert native(blob) == reference(blob)
+
+
+@pytest.mark.parametrize("spec", IPC_EVENTS, ids=lambda spec: spec.name)
+def test_native_and_reference_reject_ipc_only_ids_alike(spec: EventSpec) -> None:
+    raw = bytearray(168)  # any length: the id is checked before the layout
+    raw[24:26] = spec.tp_id.to_bytes(2, "little")
+    assert (
+        native(bytes(raw)) == reference(bytes(raw)) == (None, f"unknown tracepoint id {spec.tp_id}")
+    )
 
 
 def every_kind_example() -> bytes:

@@ -153,6 +153,17 @@ def test_unknown_tracepoint_id() -> None:
     assert (error.tp_id, error.seq) == (None, 77)
 
 
+def test_ipc_only_ids_are_unknown_in_a_ring() -> None:
+    """IPC-only events share the id space but have no ring layout; the native reader
+    rejects them as unknown, and the reference decoder must agree (found by hypothesis)."""
+    ipc_only = BY_NAME["node:num_connections_changed"]
+    raw = bytearray(added(seq=5))
+    raw[24:26] = ipc_only.tp_id.to_bytes(2, "little")
+    error = rejection(bytes(raw))
+    assert error.reason == f"unknown tracepoint id {ipc_only.tp_id}"
+    assert (error.tp_id, error.seq) == (None, 5)
+
+
 def test_tp_id_zero_is_unknown() -> None:
     raw = bytearray(added())
     raw[24:26] = b"\0\0"
