@@ -33,6 +33,7 @@ from bridge.emulator import (
     read_records,
 )
 from bridge.emulator.usdt import parse_record_line
+from bridge.sources.usdt.session import retire_usdt
 
 ALL = list(TRACEPOINTS)
 CORE_ONLY = [name for name in ALL if name not in WALLET_TRACEPOINTS]
@@ -420,7 +421,7 @@ def test_bcc_sees_exactly_what_fired(binary: Path, tmp_path: Path, values: str) 
             errors = _table(bpf, "errors", names)
         finally:
             bpf.cleanup()
-            del usdt
+            retire_usdt(usdt, [], lower=False)  # the node has exited
     assert report.hits == dict.fromkeys(names, 50)
     assert report.fired == dict.fromkeys(names, 50), "every semaphore was raised"
     assert counts == report.fired
@@ -468,7 +469,7 @@ def test_bcc_counts_a_ping_flood(binary: Path, tmp_path: Path) -> None:
             counts = _table(bpf, "counts", names)
         finally:
             bpf.cleanup()
-            del usdt
+            retire_usdt(usdt, [], lower=False)  # the node has exited
     paced, flat = report.stages
     pings = paced.pings + flat.pings
     assert report.fired == {**dict.fromkeys(ALL, 0), **dict.fromkeys(names, pings)}

@@ -4,7 +4,9 @@ This is the only module that touches BCC, which is untyped; everything it hands 
 typed. Attaching always goes through ``USDT(pid=...)`` because Bitcoin Core's
 tracepoints are semaphore-gated and BCC only raises the semaphores when it knows the
 PID. The ``USDT`` object is kept for the whole session: if it were garbage-collected,
-BCC would lower the semaphores and the probes would silently stop firing.
+BCC would lower the semaphores and the probes would silently stop firing. At the end
+it is retired, never destroyed (:func:`retire_usdt` says why), and the semaphores are
+lowered by hand.
 
 Ending a session is ordered so the ledger closes exactly: detach the probes (no more
 hits), read the kernel counters, drain the rings to the end, and only then free the
@@ -18,7 +20,7 @@ import logging
 import os
 import select
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,10 @@ from bridge.sources.usdt.program import ProgramOptions, compile_flags, program_t
 from bridge.sources.usdt.ring import RingReader
 
 log = logging.getLogger(__name__)
+
+# BCC USDT contexts this process let go of but must never destroy (see
+# UsdtSession._release_usdt); kept here so the reason they stay alive has a name.
+_RETIRED_USDT_CONTEXTS: list[int] = []
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,49 @@ def _capture_stderr() -> Iterator[list[str]]:
             captured.extend(line.rstrip() for line in sink if line.strip())
 
 
+def _addsem_call() -> Any:
+    """BCC's ``bcc_usdt_addsem_fully_specified_probe``, typed (its Python module leaves
+    it undeclared, and an undeclared pointer argument would be cut to 32 bits)."""
+    import ctypes
+
+    function = _import_bcc().libbcc.lib.bcc_usdt_addsem_fully_specified_probe
+    # (context, provider, probe, handler function name, delta), as in BCC's usdt.cc
+    function.argtypes = [ctypes.c_void_p, *[ctypes.c_char_p] * 3, ctypes.c_int16]
+    function.restype = ctypes.c_int
+    return function
+
+
+def retire_usdt(usdt: Any, probes: Iterable[tuple[str, str]], *, lower: bool) -> list[str]:
+    """Let go of a ``bcc.USDT`` built with a pid without ever destroying its context;
+    first, if ``lower``, take back the semaphore raise of each ``(probe, handler)``.
+    Returns the probes whose semaphore could not be lowered.
+
+    Why not just drop it: BCC 0.26 (Debian 12) builds a pid context with a copy of an
+    object that owns ``/proc/<pid>/root``. The original closes that descriptor at once;
+    the copy keeps its number and closes it again when the context is destroyed. By
+    then the number belongs to someone else in this process (a Kafka socket, pycapnp's
+    descriptors: kj aborted the demo at exit). So the context stays allocated for the
+    life of the process (about 40 kB per node process attached, measured against the
+    emulated node), and its one useful teardown step, lowering the semaphores, is done
+    here through BCC's public call. ``lower`` must be False once the node has
+    exited: its pid may already name another process.
+    """
+    context = usdt.context
+    usdt.context = None  # USDT.__del__ now hands BCC a NULL, which it ignores
+    if context is None:
+        return []
+    _RETIRED_USDT_CONTEXTS.append(context)
+    if not lower:
+        return []
+    add_to_semaphore = _addsem_call()
+    failed = []
+    for name, handler in probes:
+        provider, probe = name.split(":", 1)
+        if add_to_semaphore(context, provider.encode(), probe.encode(), handler.encode(), -1):
+            failed.append(name)
+    return failed
+
+
 class UsdtSession:
     """The BPF program attached to ``node`` for ``specs``; use as a context manager."""
 
@@ -90,10 +139,24 @@ class UsdtSession:
         self.specs = specs
         self.options = options
         self._detached = False
+        self._usdt: Any = None
+        self._enabled: list[EventSpec] = []  # whose semaphores this session raised
+        self._bpf: Any = None
+        try:
+            self._attach(bcc)
+        except BaseException:
+            if self._bpf is not None:
+                self._bpf.cleanup()
+            self._release_usdt()
+            raise
+
+    def _attach(self, bcc: Any) -> None:
+        node, specs, options = self.node, self.specs, self.options
         try:
             self._usdt = bcc.USDT(pid=node.pid)
             for spec in specs:
                 self._usdt.enable_probe(probe=spec.name, fn_name=handler_name(spec))
+                self._enabled.append(spec)
         except Exception as error:  # BCC raises bare Exception
             raise BpfLoadError(f"cannot enable probes in pid {node.pid}: {error}") from None
         with _capture_stderr() as compiler_output:
@@ -154,7 +217,21 @@ class UsdtSession:
         for ring in self.rings:
             ring.close()
         self._bpf.cleanup()
-        del self._usdt
+        self._release_usdt()
+
+    def _release_usdt(self) -> None:
+        """Lower the semaphores this session raised and retire BCC's context."""
+        usdt, self._usdt = self._usdt, None
+        if usdt is None:
+            return
+        probes = [(spec.name, handler_name(spec)) for spec in self._enabled]
+        for name in retire_usdt(usdt, probes, lower=self.node.alive()):
+            log.warning(
+                "Could not lower the semaphore of %s in pid %d: the node keeps preparing "
+                "its arguments until it restarts.",
+                name,
+                self.node.pid,
+            )
 
     def __enter__(self) -> UsdtSession:
         return self
