@@ -10,7 +10,7 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.config import load_settings
-from bridge.emulator import UsdtNode, UsdtScenario, build_usdt_node
+from bridge.emulator import UsdtNode, UsdtScenario
 from bridge.errors import KafkaSetupError
 from bridge.localkafka.broker import LocalBroker
 from bridge.sources.usdt.source import UsdtSource
@@ -51,32 +51,34 @@ def test_broker_outage_mid_run_is_counted_and_the_books_still_balance(
     broker = LocalBroker(tmp_path / "kafka", port=0)
     broker.start()
     try:
-        settings = load_settings(
-            None,
-            {
-                "node_id": "outage-node",
-                "usdt": {"binary": str(build_usdt_node()), "reattach": False},
-                "kafka": {
-                    "bootstrap_servers": broker.bootstrap_servers,
-                    "topic_prefix": topic_prefix,
-                    "message_timeout_ms": 2000,  # records queued during the outage expire
-                    "linger_ms": 5,
-                },
-                "heartbeat_interval_s": 1.0,
-            },
-        )
         scenario = UsdtScenario(tracepoints=("mempool:*",), loop=True, rate=2000, wait_start=True)
-        with UsdtNode() as node, running_bridge(settings, tmp_path) as bridge:
+        with UsdtNode() as node:
             node.start(scenario)
-            bridge.wait_for("attached")
-            node.go()
-            time.sleep(2)
-            broker.stop()  # records produced from here on cannot be delivered in time
-            time.sleep(4)
-            broker.start()
-            time.sleep(3)
-            report = node.stop()
-            ended = bridge.wait_for("stopped", timeout=120)
+            settings = load_settings(
+                None,
+                {
+                    "node_id": "outage-node",
+                    # by pid: a stray emulator left by another run must not be traced
+                    "usdt": {"pid": node.pid, "reattach": False},
+                    "kafka": {
+                        "bootstrap_servers": broker.bootstrap_servers,
+                        "topic_prefix": topic_prefix,
+                        "message_timeout_ms": 2000,  # records queued in the outage expire
+                        "linger_ms": 5,
+                    },
+                    "heartbeat_interval_s": 1.0,
+                },
+            )
+            with running_bridge(settings, tmp_path) as bridge:
+                bridge.wait_for("attached")
+                node.go()
+                time.sleep(2)
+                broker.stop()  # records produced from here on cannot be delivered in time
+                time.sleep(4)
+                broker.start()
+                time.sleep(3)
+                report = node.stop()
+                ended = bridge.wait_for("stopped", timeout=120)
         assert sum(b["lost"]["producer"] for b in ended["books"]) > 0
         records = read_topics(broker.bootstrap_servers, topic_prefix)
         books = final_books(records)
