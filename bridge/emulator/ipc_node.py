@@ -107,6 +107,7 @@ class IpcNode(EmulatorProcess[IpcReport]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bridge.emulator.ipc_node``: parse options, serve, report."""
+    parent_pid = os.getppid()  # before anything slow: the parent may already be dying
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
@@ -122,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(ns.socket),
         ns.record,
         ns.report,
+        parent_pid if ns.exit_with_parent else None,
     )
 
 

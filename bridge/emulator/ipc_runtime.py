@@ -54,15 +54,23 @@ __all__ = ["Runtime", "run"]
 
 # How long shutdown waits for callback destroy() calls and in-flight calls.
 SHUTDOWN_GRACE_S = 2.0
+# How often --exit-with-parent checks that the parent is still there.
+PARENT_POLL_S = 0.2
 
 
 class Runtime:
     """The whole emulated node; see the module docstring."""
 
     def __init__(
-        self, scenario: IpcScenario, schemas: SchemaSet, socket_path: Path, record: Path | None
+        self,
+        scenario: IpcScenario,
+        schemas: SchemaSet,
+        socket_path: Path,
+        record: Path | None,
+        parent_pid: int | None = None,
     ) -> None:
         self.sc = scenario
+        self.parent_pid = parent_pid  # stop once this process is gone (None: never)
         self.schemas = schemas
         self.socket_path = socket_path
         self.recorder = Recorder(record) if record else None
@@ -333,12 +341,24 @@ class Runtime:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_stop)
         loop.add_signal_handler(signal.SIGUSR1, self.go_event.set)
+        watcher = None
+        if self.parent_pid is not None:
+            watcher = asyncio.ensure_future(self._watch_parent(self.parent_pid))
         sys.stdout.write(f"READY pid={os.getpid()}\n")
         sys.stdout.flush()
         try:
             await self._main()
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await self._shutdown(server)
+
+    async def _watch_parent(self, parent_pid: int) -> None:
+        """Stop as on SIGTERM once re-parented: a crashed harness must not leave a node
+        serving (and, in loop scenarios, generating) forever."""
+        while os.getppid() == parent_pid:
+            await asyncio.sleep(PARENT_POLL_S)
+        self._on_stop()
 
     def _on_stop(self) -> None:
         self.interrupted = True
@@ -461,14 +481,16 @@ def run(
     socket_path: Path,
     record: Path | None,
     report: Path | None,
+    parent_pid: int | None = None,
 ) -> int:
-    """Serve until the scenario ends or a signal stops it; write the report; exit code."""
+    """Serve until the scenario ends, a signal stops it or ``parent_pid`` (if given) is
+    gone; write the report; exit code."""
     import capnp
 
     rt_holder: list[Runtime] = []
 
     async def main() -> None:
-        rt = Runtime(scenario, schemas, socket_path, record)
+        rt = Runtime(scenario, schemas, socket_path, record, parent_pid)
         rt_holder.append(rt)
         await rt.serve()
 

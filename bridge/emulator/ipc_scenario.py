@@ -233,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait-start", action="store_true", help="Generate nothing until SIGUSR1 (after READY)."
     )
     p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="Stop as on SIGTERM once the process that started this one is gone.",
+    )
+    p.add_argument(
         "--block-interval",
         type=float,
         default=1.0,

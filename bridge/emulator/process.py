@@ -67,9 +67,11 @@ class EmulatorProcess(Generic[Report]):
         return self._workdir
 
     def _launch(self, cmd: Sequence[str], ready_timeout: float) -> None:
-        """Start ``cmd`` (plus ``--report``) and return once it printed its READY line."""
+        """Start ``cmd`` (plus ``--report`` and ``--exit-with-parent``: the node runs in
+        its own session, so if this process dies, nothing else would stop it) and return
+        once it printed its READY line."""
         assert self._workdir is not None, "_make_workdir first"
-        argv = [*cmd, "--report", str(self._workdir / "report.json")]
+        argv = [*cmd, "--exit-with-parent", "--report", str(self._workdir / "report.json")]
         try:
             with (self._workdir / "stderr.txt").open("wb") as err:
                 self._proc = subprocess.Popen(

@@ -30,6 +30,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -1104,6 +1105,7 @@ static struct {
     uint32_t payload_max;
     bool malformed;
     bool wait_start;
+    bool exit_with_parent;
     const char *record_path;
     const char *report_path;
     bool selected[TB_NUM_TP];
@@ -1119,6 +1121,22 @@ static void on_stop(int sig)
 {
     (void)sig;
     g_stop = 1;
+}
+
+/* Polls for the parent going away (re-parenting changes getppid()) and then stops the
+ * node the way SIGTERM does, so the report still says what fired. A thread rather than
+ * PR_SET_PDEATHSIG: that fires when the *thread* that forked exits, and harnesses
+ * start nodes from worker threads. */
+static pid_t g_parent;
+
+static void *watch_parent(void *unused)
+{
+    (void)unused;
+    const struct timespec period = {0, 200 * 1000 * 1000};
+    while (getppid() == g_parent)
+        nanosleep(&period, NULL);
+    kill(getpid(), SIGTERM);
+    return NULL;
 }
 
 static void on_go(int sig)
@@ -1177,6 +1195,8 @@ static void usage(FILE *out)
             "  --malformed         mixed: every 3rd wallet name, misbehaving reason and rejected\n"
             "                      reason is invalid UTF-8\n"
             "  --wait-start        after READY, fire nothing until SIGUSR1\n"
+            "  --exit-with-parent  stop as on SIGTERM once the process that started this one\n"
+            "                      is gone (a crashed harness must not leave a node firing)\n"
             "  --report FILE       JSON report at exit (default stdout; READY then goes to stdout,\n"
             "                      otherwise to stderr)\n");
 }
@@ -1258,7 +1278,7 @@ static bool select_tracepoints(const char *list)
 static int parse_args(int argc, char **argv)
 {
     enum { O_TP = 256, O_MODE, O_COUNT, O_LOOP, O_RATE, O_STAGES, O_VALUES, O_SEED, O_PMAX,
-           O_RECORD, O_MALFORMED, O_WAIT, O_REPORT, O_HELP };
+           O_RECORD, O_MALFORMED, O_WAIT, O_PARENT, O_REPORT, O_HELP };
     static const struct option longopts[] = {
         {"tracepoints", required_argument, NULL, O_TP},
         {"mode", required_argument, NULL, O_MODE},
@@ -1272,6 +1292,7 @@ static int parse_args(int argc, char **argv)
         {"record", required_argument, NULL, O_RECORD},
         {"malformed", no_argument, NULL, O_MALFORMED},
         {"wait-start", no_argument, NULL, O_WAIT},
+        {"exit-with-parent", no_argument, NULL, O_PARENT},
         {"report", required_argument, NULL, O_REPORT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -1337,6 +1358,9 @@ static int parse_args(int argc, char **argv)
             break;
         case O_WAIT:
             opt.wait_start = true;
+            break;
+        case O_PARENT:
+            opt.exit_with_parent = true;
             break;
         case O_REPORT:
             opt.report_path = optarg;
@@ -1542,6 +1566,17 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = on_go;
     sigaction(SIGUSR1, &sa, NULL);
+
+    if (opt.exit_with_parent) {
+        /* Created with the control signals blocked, so SIGTERM reaches the main thread. */
+        g_parent = getppid();
+        pthread_t watcher;
+        if (pthread_create(&watcher, NULL, watch_parent, NULL) != 0) {
+            fprintf(stderr, "usdt_node: cannot start the --exit-with-parent watcher\n");
+            return 1;
+        }
+        pthread_detach(watcher);
+    }
 
     init_tables();
     G.random = opt.random;
