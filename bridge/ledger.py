@@ -76,6 +76,36 @@ class StreamLedger:
         }
 
 
+def heartbeat_record(
+    *,
+    node_id: str,
+    source: SourceKind,
+    session_id: str,
+    heartbeat_seq: int,
+    final: bool,
+    streams: list[dict[str, Any]],
+    node_pid: int | None = None,
+    node_endpoint: str | None = None,
+    unattributed_dead_letters: int = 0,
+) -> dict[str, Any]:
+    """One ``.bridge`` ledger record (the Heartbeat schema's fields), from books already
+    in their Avro shape (:meth:`StreamLedger.to_avro`). The benchmark and the tests'
+    forger write their ledgers through this too, so they cannot drift from the bridge's."""
+    return {
+        "node_id": node_id,
+        "source": source.name,
+        "session_id": session_id,
+        "heartbeat_seq": heartbeat_seq,
+        "kind": "SESSION_END" if final else "PERIODIC",
+        "ts_wall_ns": time.time_ns(),
+        "bridge_version": __version__,
+        "node_pid": node_pid,
+        "node_endpoint": node_endpoint,
+        "streams": streams,
+        "unattributed_dead_letters": unattributed_dead_letters,
+    }
+
+
 class SessionLedger:
     """Books for one session of one source."""
 
@@ -147,17 +177,15 @@ class SessionLedger:
         """The next heartbeat record (and the books it was made from)."""
         self.heartbeats += 1
         books = self.streams()
-        record = {
-            "node_id": self.node_id,
-            "source": self.source.name,
-            "session_id": self.session_id,
-            "heartbeat_seq": self.heartbeats,
-            "kind": "SESSION_END" if final else "PERIODIC",
-            "ts_wall_ns": time.time_ns(),
-            "bridge_version": __version__,
-            "node_pid": self.node_pid,
-            "node_endpoint": self.node_endpoint,
-            "streams": [book.to_avro() for book in books],
-            "unattributed_dead_letters": self.unattributed_dead_letters,
-        }
+        record = heartbeat_record(
+            node_id=self.node_id,
+            source=self.source,
+            session_id=self.session_id,
+            heartbeat_seq=self.heartbeats,
+            final=final,
+            streams=[book.to_avro() for book in books],
+            node_pid=self.node_pid,
+            node_endpoint=self.node_endpoint,
+            unattributed_dead_letters=self.unattributed_dead_letters,
+        )
         return record, books

@@ -31,7 +31,6 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from bridge import __version__
 from bridge.codec.native import Encoder, configure
 from bridge.codec.single_object import SchemaStore, committed_schemas
 from bridge.config import KafkaConfig
@@ -39,6 +38,7 @@ from bridge.events.catalog import BY_NAME, EVENTS
 from bridge.events.envelope import LOSS_STAGES, SourceKind
 from bridge.events.layout import HEADER, compute_layout, struct_format
 from bridge.events.spec import EventSpec, Kind
+from bridge.ledger import StreamLedger, heartbeat_record
 from bridge.replay.api import ReadStats, read_events
 from bridge.replay.audit import read_audit
 from bridge.replay.selection import event_topics
@@ -110,32 +110,25 @@ class NodeBooks:
             lost = dict.fromkeys(LOSS_STAGES, 0)
             lost["kernel"] = self.kernel.get(stream, 0)
             delivered = self.delivered.get(stream, 0)
-            streams.append(
-                {
-                    "stream": stream,
-                    "fired": fired,
-                    "captured": delivered,
-                    "produced": delivered,
-                    "acked": delivered,
-                    "in_flight": 0,
-                    "dead_lettered": 0,
-                    "last_seq": fired,
-                    "lost": lost,
-                }
+            book = StreamLedger(
+                stream=stream,
+                fired=fired,
+                captured=delivered,
+                produced=delivered,
+                acked=delivered,
+                dead_lettered=0,
+                last_seq=fired,
+                lost=lost,
             )
-        return {
-            "node_id": self.node,
-            "source": "USDT",
-            "session_id": self.session_id,
-            "heartbeat_seq": 1,
-            "kind": "SESSION_END",
-            "ts_wall_ns": time.time_ns(),
-            "bridge_version": __version__,
-            "node_pid": None,
-            "node_endpoint": None,
-            "streams": streams,
-            "unattributed_dead_letters": 0,
-        }
+            streams.append(book.to_avro())
+        return heartbeat_record(
+            node_id=self.node,
+            source=SourceKind.USDT,
+            session_id=self.session_id,
+            heartbeat_seq=1,
+            final=True,
+            streams=streams,
+        )
 
 
 def produce_records(

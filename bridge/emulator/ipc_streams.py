@@ -27,7 +27,7 @@ from bridge.emulator.ipc_scenario import StreamName
 from bridge.emulator.ipc_values import CallEvent, NetEvent, NetGen, jsonable
 
 if TYPE_CHECKING:
-    from bridge.emulator.ipc_conn import Subscription
+    from bridge.emulator.ipc_conn import StreamState, Subscription
     from bridge.emulator.ipc_runtime import Runtime
 
 __all__ = ["Streams", "now_us"]
@@ -117,13 +117,7 @@ class Streams:
             elapsed = time.monotonic() - start
             if (count and st.generated >= count) or (duration and elapsed >= duration):
                 break
-            if (
-                self.rt.sc.malformed_after is not None
-                and st.generated >= self.rt.sc.malformed_after
-                and st.malformed == 0
-            ):
-                st.malformed += 1
-                self._offer_event(gen.malformed(now_us()))
+            self._offer_malformed_once(st, gen)
             due = int(elapsed * rate) - st.generated if rate > 0 else self._flat_out_room(1)
             if count:
                 due = min(due, count - st.generated)
@@ -163,6 +157,13 @@ class Streams:
                 await asyncio.wait_for(self.net_space.wait(), 0.05)
         else:
             await asyncio.sleep(0)
+
+    def _offer_malformed_once(self, st: StreamState, gen: NetGen) -> None:
+        """The scenario's one malformed net event, once ``malformed_after`` were made."""
+        after = self.rt.sc.malformed_after
+        if after is not None and st.generated >= after and st.malformed == 0:
+            st.malformed += 1
+            self._offer_event(gen.malformed(now_us()))
 
     def _offer_event(self, ev: NetEvent, seq: int | None = None) -> None:
         if seq is not None:
@@ -212,13 +213,7 @@ class Streams:
                 elapsed = time.monotonic() - s0
                 if elapsed >= stage.seconds:
                     break
-                if (
-                    self.rt.sc.malformed_after is not None
-                    and st.generated >= self.rt.sc.malformed_after
-                    and st.malformed == 0
-                ):
-                    st.malformed += 1
-                    self._offer_event(gen.malformed(now_us()))
+                self._offer_malformed_once(st, gen)
                 if ev_rate > 0:
                     due = int(elapsed * ev_rate) - (st.generated - made0)
                 else:

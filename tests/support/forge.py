@@ -9,7 +9,6 @@ ledger mismatches are forged on purpose.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,12 +18,12 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from bridge import __version__
 from bridge.codec.native import Encoder, configure
 from bridge.codec.single_object import SchemaStore, committed_schemas
 from bridge.events.catalog import BY_NAME, EVENTS
 from bridge.events.envelope import LOSS_STAGES, LossStage, SourceKind
 from bridge.events.spec import EventSpec, Kind
+from bridge.ledger import heartbeat_record
 from bridge.sinks.kafka.topics import bridge_topic, event_topic
 from tests.support.raw_records import build_record
 
@@ -196,19 +195,14 @@ class ForgedSession:
             }
             entry.update((overrides or {}).get(stream, {}))
             streams.append(entry)
-        record = {
-            "node_id": self.node,
-            "source": "USDT",
-            "session_id": self.session_id,
-            "heartbeat_seq": self.heartbeats,
-            "kind": "SESSION_END" if final else "PERIODIC",
-            "ts_wall_ns": time.time_ns(),
-            "bridge_version": __version__,
-            "node_pid": None,
-            "node_endpoint": None,
-            "streams": streams,
-            "unattributed_dead_letters": 0,
-        }
+        record = heartbeat_record(
+            node_id=self.node,
+            source=SourceKind.USDT,
+            session_id=self.session_id,
+            heartbeat_seq=self.heartbeats,
+            final=final,
+            streams=streams,
+        )
         value = self.forge.store.encode(HEARTBEAT, record)
         self.forge.produce(bridge_topic(self.forge.prefix), value, self.node.encode())
         return record
