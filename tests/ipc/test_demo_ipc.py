@@ -10,11 +10,7 @@ pipeline (real BPF) runs too, under its own node id, and must balance as well.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -23,16 +19,13 @@ pytest.importorskip("capnp")
 from bridge.demo import ipc_summary
 from bridge.events.catalog import BY_NAME, EVENTS
 from bridge.sources.ipc.session import NET_STREAM
+from tests.support import demo
 from tests.support.pipeline import read_topics, verdicts
 
 pytestmark = [pytest.mark.ipc, pytest.mark.kafka, pytest.mark.slow]
 
-TRACEBRIDGE = Path(sys.executable).with_name("tracebridge")
 DURATION_S = 8
 RATE = 500
-# Startup (topic creation; BCC compiling, side by side) plus DURATION_S plus closing the
-# books, with room for a loaded machine.
-TIMEOUT_S = 240
 NODE_STREAMS = ("utxo", "net", "chain", "node_notifications")
 # A bridge stream's row: stream, node stream, fired, delivered, 4 losses, ok.
 IPC_ROW = re.compile(r"^(\S+:\S+)\s+(\S+)\s+([\d,]+)\s+([\d,]+)((?:\s+[\d,]+){4})\s+(yes|NO)$")
@@ -76,34 +69,7 @@ def node_stream(stream: str) -> str | None:
 
 
 def run_demo(kafka_bootstrap: str, topic_prefix: str, source: str) -> str:
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            str(TRACEBRIDGE),
-            "demo",
-            "--source",
-            source,
-            "-b",
-            kafka_bootstrap,
-            "--topic-prefix",
-            topic_prefix,
-            "--duration",
-            str(DURATION_S),
-            "--no-view",
-            "--rate",
-            str(RATE),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    output = result.stdout
-    assert result.returncode == 0, f"{output}\n{result.stderr}"
-    assert time.monotonic() - started >= DURATION_S
-    assert "\x1b[" not in output, "no ANSI codes when stdout is not a terminal"
-    assert re.search(r"^demo \d\d:\d\d firing: ", output, re.MULTILINE), output
-    return output
+    return demo.run_demo(kafka_bootstrap, topic_prefix, source, duration_s=DURATION_S, rate=RATE)
 
 
 def check_ipc_section(section: str) -> dict[str, int]:
