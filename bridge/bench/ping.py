@@ -188,6 +188,19 @@ def run_rates(
     return results
 
 
+def sum_books(
+    status: Mapping[str, Any], streams: Sequence[str] | None = None
+) -> tuple[int, int, dict[str, int]]:
+    """Fired, delivered (acked) and lost by stage, summed over ``streams`` (default:
+    all), from the books a ``session_ended`` status carries (its SESSION_END ledger)."""
+    books = [b for b in status["books"] if streams is None or b["stream"] in streams]
+    lost: dict[str, int] = {}
+    for book in books:
+        for where, count in book["lost"].items():
+            lost[where] = lost.get(where, 0) + count
+    return sum(b["fired"] for b in books), sum(b["acked"] for b in books), lost
+
+
 def _one_rate(
     bridge: BridgeProcess, runner: NodeRunner, rate: float, seconds: float,
     last: str | None, untraced: float | None,
@@ -203,14 +216,8 @@ def _one_rate(
     ended = bridge.wait_for("session_ended", last, timeout=300)
     settle = time.monotonic() - exited
     cpu = process_cpu_s(bridge.process.pid) - marks["cpu"]
-    books = [b for b in ended["books"] if b["stream"] in NET_STREAMS]
-    lost: dict[str, int] = {}
-    for book in books:
-        for where, count in book["lost"].items():
-            lost[where] = lost.get(where, 0) + count
+    fired, delivered, lost = sum_books(ended, NET_STREAMS)
     phases = ended.get("cpu", {})
-    delivered = sum(b["acked"] for b in books)
-    fired = sum(b["fired"] for b in books)
     result = StageResult(
         source=runner.source,
         offered_eps=rate,

@@ -13,9 +13,11 @@ import click
 
 from bridge.bench.ipc import IpcRunner
 from bridge.bench.ping import NodeRunner, StageResult, format_table, run_rates
+from bridge.bench.realping import CONDITIONS, format_ping_table, run_realping
 from bridge.bench.replay import format_result, run_replay_bench
 from bridge.bench.usdt import UsdtRunner
 from bridge.cli.kafka_target import kafka_target
+from bridge.realnode.binaries import ensure_binaries
 
 
 @click.group("bench")
@@ -130,3 +132,58 @@ def bench_replay(
         click.echo("WARNING: the audit of the benchmark's own records failed", err=True)
     if json_file is not None:
         json_file.write_text(json.dumps(asdict(result), indent=2))
+
+
+@bench_group.command("realping")
+@click.option(
+    "--rates",
+    default="1000,10000,50000,0",
+    show_default=True,
+    help="Offered pings/s, comma-separated (each ping is 2 events; 0 = flat out).",
+)
+@click.option("--seconds", default=5.0, show_default=True, help="Flood length per rate.")
+@click.option(
+    "--conditions",
+    default=",".join(CONDITIONS),
+    show_default=True,
+    help="none (no tracer), bridge (tracebridge run into Kafka), perfbuf (the "
+    "contrib/tracing-style BCC perf-buffer consumer); comma-separated, run in this order.",
+)
+@click.option(
+    "--window",
+    default=1000,
+    show_default=True,
+    help="Most pings unanswered at once (flat out, RTT is about window / rate).",
+)
+@click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one).")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Rows as JSON.")
+def bench_realping(
+    rates: str, seconds: float, conditions: str, window: int,
+    bootstrap_servers: str | None, json_file: Path | None,
+) -> None:  # fmt: skip
+    """RFC #35142's ping benchmark on a real bitcoind (regtest, loopback).
+
+    A P2P peer floods the node with pings at each rate, untraced, traced by the bridge
+    (-t 'net:*_message' into Kafka, acks=all) and traced by a contrib/tracing-style BCC
+    perf-buffer consumer. Prints pings/s answered, round-trip p50/p99, the node's CPU
+    per ping, the consumer's CPU per event, and events expected / fired / delivered /
+    lost by stage. Needs root (BPF).
+    """
+    chosen = [c.strip() for c in conditions.split(",") if c.strip()]
+    unknown = set(chosen) - set(CONDITIONS)
+    if unknown:
+        raise click.BadParameter(f"unknown {sorted(unknown)}", param_hint="--conditions")
+    bootstrap = kafka_target(bootstrap_servers) if "bridge" in chosen else None
+    rows = run_realping(
+        ensure_binaries(), [float(r) for r in rates.split(",")], seconds, chosen, bootstrap,
+        window,
+    )  # fmt: skip
+    click.echo(format_ping_table(rows))
+    if not all(r.balanced() for r in rows):
+        click.echo(
+            "WARNING: some runs do not balance (delivered + lost != fired, or fired != "
+            "the messages the peer exchanged)",
+            err=True,
+        )
+    if json_file is not None:
+        json_file.write_text(json.dumps([asdict(r) for r in rows], indent=2))
