@@ -14,7 +14,10 @@ then does the session subscribe.
 
 Ending: ``stop()`` unsubscribes (``Handler.destroy``) and closes; a connection that
 dies (the node exited) ends the session too, and the bridge closes its books. Events
-the node sent while no session was connected are unknown: none is invented.
+the node sent while no session was connected are unknown: none is invented. A node
+that is shutting down says so first (``waitTipChanged`` returns no tip); the session
+then stops following the tip and ends when the node closes the connection, at the end
+of its shutdown, so the source's next attempt finds no dying node to connect to.
 """
 
 from __future__ import annotations
@@ -101,7 +104,9 @@ class IpcSourceSession:
     node_pid: int | None = None
     source_thread_cpu_s = 0.0  # set when the event loop thread ends
 
-    def __init__(self, config: IpcSourceConfig, path: Path) -> None:
+    def __init__(
+        self, config: IpcSourceConfig, path: Path, reported: set[tuple[str, str]] | None = None
+    ) -> None:
         self.session_id = str(uuid.uuid4())
         self.node_endpoint: str | None = str(path)
         self.config = config
@@ -109,6 +114,10 @@ class IpcSourceSession:
         self.streams: tuple[Stream, ...] = ()
         self.record_types: tuple[EventSpec, ...] = ()
         self.version: str = "unknown"
+        # (version, interface) already reported as not offered: shared by the sessions of
+        # one IpcSource, so a reconnect does not repeat the warnings.
+        self._reported = reported if reported is not None else set()
+        self.node_shutting_down = False  # the node said so (Mining.waitTipChanged: no tip)
         self._offers: dict[str, Any] = {}
         self._emitter: Emitter | None = None
         self._connected = threading.Event()
@@ -257,15 +266,33 @@ class IpcSourceSession:
             except Exception as error:
                 if not is_unimplemented(error):
                     raise
+        if "tip" in self._offers:
+            await self._check_mining(conn)
         offered = sorted(self._offers)
         if any(s in self._offers for s in ("net", "utxo", "chain", "node")):
             self.version = "proposed"
         for stream in sorted(wanted - set(self._offers)):
+            if (self.version, stream) in self._reported:
+                continue
+            self._reported.add((self.version, stream))
             log.warning(
                 "The node (%s) does not offer %r over IPC; skipping it.", self.version, stream
             )
         log.info("Connected to %s: it speaks %s; offers %s.", self.path, self.version, offered)
         self._schemas: SchemaSet = conn.schemas
+
+    async def _check_mining(self, conn: Connection) -> None:
+        """A node that is shutting down still accepts connections and answers Init, but
+        its ``makeMining`` returns a null capability (C++ nullptr): no session is opened
+        against it. The source retries until the node is gone and back."""
+        try:
+            await self._offers["tip"].isTestChain(conn.context)
+        except Exception as error:
+            if "null capability" not in str(error).lower():
+                raise
+            raise IpcConnectError(
+                f"the node at {self.path} is shutting down (Init.makeMining returned no Mining)"
+            ) from None
 
     def _plan(self) -> None:
         """Streams and record types from what the node offers and what was asked."""
@@ -332,11 +359,7 @@ class IpcSourceSession:
         stopping = self._stop.is_set
         tasks = [asyncio.ensure_future(self._liveness(conn))]
         if "mining:tip_changed" in {s.name for s in self.streams}:
-            tasks.append(
-                asyncio.ensure_future(
-                    follow_tip(self._offers["tip"], conn.context, emitter, stopping)
-                )
-            )
+            tasks.append(asyncio.ensure_future(self._follow_tip(conn, emitter)))
         if self.config.poll_interval_s > 0:
             poller = Poller(conn, self._offers.get("node"), self._offers.get("chain"), emitter)
             if poller.collectors:
@@ -344,6 +367,20 @@ class IpcSourceSession:
                     asyncio.ensure_future(poller.run(self.config.poll_interval_s, stopping))
                 )
         return tasks
+
+    async def _follow_tip(self, conn: Connection, emitter: Emitter) -> None:
+        """Follow the tip until the node says it is shutting down. The session then stays
+        connected: the node closes the connection once its shutdown is done (and its
+        listener with it), so the reconnect that follows cannot reach the dying node,
+        and any last events of other streams still arrive."""
+        mining, stopping = self._offers["tip"], self._stop.is_set
+        if await follow_tip(mining, conn.context, emitter, stopping):
+            self.node_shutting_down = True
+            log.info(
+                "The node at %s is shutting down (Mining.waitTipChanged returned no tip); "
+                "the session ends when the node closes the connection.",
+                self.path,
+            )
 
     async def _liveness(self, conn: Connection) -> None:
         """A cheap round trip every second: a node that is gone ends the session."""

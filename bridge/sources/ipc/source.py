@@ -1,9 +1,10 @@
 """The IPC source: connect to the node's socket, and again after it goes away.
 
-A socket that is missing or refuses (the node is starting, restarting or stopped) is
-retried with exponential backoff, logged once per outage. A node that speaks another
-version than configured is not retried: that is a configuration problem, and the
-error says which version it found.
+A socket that is missing or refuses (the node is starting, restarting or stopped), or a
+node that is shutting down (it still answers, but gives no Mining), is retried with
+exponential backoff, logged once per outage. A node that speaks another version than
+configured is not retried: that is a configuration problem, and the error says which
+version it found.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ class IpcSource:
         self.poll_interval_s = poll_interval_s
         self.max_batch = 16384
         self.path = config.socket_path()
+        # (node version, interface) pairs reported as not offered: once per bridge
+        # process and node version, not once per reconnect.
+        self.reported: set[tuple[str, str]] = set()
 
     def next_session(self, stop: threading.Event) -> IpcSourceSession | None:
         backoff = FIRST_BACKOFF_S
         reported = False
         while not stop.is_set():
-            session = IpcSourceSession(self.config, self.path)
+            session = IpcSourceSession(self.config, self.path, self.reported)
             try:
                 session.connect()
             except IpcConnectError as error:
