@@ -142,6 +142,7 @@ class Bridge:
             self.status.update("failed", error=f"{type(error).__name__}: {error}")
             raise
         finally:
+            self.source.close()
             self.sink.close()
         self.status.update("stopped", sessions=self.sessions_completed, **self._last_books)
 
@@ -171,12 +172,14 @@ class Bridge:
             source_counts=session.source_counts,
             node_pid=session.node_pid,
             node_endpoint=session.node_endpoint,
+            attach_delay_ns=session.attach_delay_ns,
         )
         self.status.update(
             "attached",
             session_id=session.session_id,
             node_pid=session.node_pid,
             node_endpoint=session.node_endpoint,
+            attach_delay_ns=session.attach_delay_ns,
             streams=[stream.name for stream in session.streams],
         )
         interval = self.source.poll_interval_s
@@ -196,10 +199,16 @@ class Bridge:
 
     def _finish(self, session: SourceSession, ledger: SessionLedger, max_batch: int) -> None:
         """Close the books exactly: stop capture, drain to the end, settle every record
-        with Kafka (purging what it cannot take in time), then write SESSION_END."""
+        with Kafka (purging what it cannot take in time), then write SESSION_END.
+
+        The source session is closed as soon as the last record is drained: settling
+        with Kafka can take seconds (a broker that is down: minutes), and a node that
+        restarted meanwhile must not wait for it to be traced again (the USDT source
+        attaches its next process from then on)."""
         session.stop()
         while self._pump(session, ledger, max_batch):
             pass
+        session.close()
         remaining = self.sink.flush(FINISH_FLUSH_S)
         if remaining:
             # What was never sent is purged (and counted); what was sent may still be

@@ -87,6 +87,7 @@ def heartbeat_record(
     node_pid: int | None = None,
     node_endpoint: str | None = None,
     unattributed_dead_letters: int = 0,
+    attach_delay_ns: int | None = None,
 ) -> dict[str, Any]:
     """One ``.bridge`` ledger record (the Heartbeat schema's fields), from books already
     in their Avro shape (:meth:`StreamLedger.to_avro`). The benchmark and the tests'
@@ -103,6 +104,7 @@ def heartbeat_record(
         "node_endpoint": node_endpoint,
         "streams": streams,
         "unattributed_dead_letters": unattributed_dead_letters,
+        "attach_delay_ns": attach_delay_ns,
     }
 
 
@@ -121,6 +123,7 @@ class SessionLedger:
         source_counts: Callable[[], dict[int, SourceCounts]],
         node_pid: int | None,
         node_endpoint: str | None,
+        attach_delay_ns: int | None = None,
     ) -> None:
         self.node_id = node_id
         self.source = source
@@ -131,6 +134,7 @@ class SessionLedger:
         self._source_counts = source_counts
         self.node_pid = node_pid
         self.node_endpoint = node_endpoint
+        self.attach_delay_ns = attach_delay_ns
         self.heartbeats = 0
         self.unattributed_dead_letters = 0
 
@@ -187,5 +191,6 @@ class SessionLedger:
             node_pid=self.node_pid,
             node_endpoint=self.node_endpoint,
             unattributed_dead_letters=self.unattributed_dead_letters,
+            attach_delay_ns=self.attach_delay_ns,
         )
         return record, books

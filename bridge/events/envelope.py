@@ -210,6 +210,15 @@ HEARTBEAT_SCHEMA: dict[str, Any] = {
             "type": "long",
             "doc": "Undecodable records whose stream could not be determined.",
         },
+        {
+            "name": "attach_delay_ns",
+            "type": ["null", "long"],
+            "default": None,
+            "doc": "From the node process's start to this session's probes being live "
+            "(USDT; 10 ms resolution). What the node fired in that window was never "
+            "observable, so it is in no count: this states how long the session was "
+            "blind. Null where it cannot be known (IPC).",
+        },
     ],
 }
 

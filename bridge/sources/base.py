@@ -31,6 +31,9 @@ class SourceSession(Protocol):
     node_pid: int | None
     node_endpoint: str | None
     source_thread_cpu_s: float  # CPU of a thread of the source's own (IPC: its event loop)
+    # From the node process's start to capture being live: what the node fired in that
+    # window was never seen, so the ledger states it (None where it cannot be known).
+    attach_delay_ns: int | None
 
     def configure(self, encoder: _native.Encoder, store: SchemaStore) -> None:
         """Teach the encoder this session's sequences and record types."""
@@ -54,7 +57,9 @@ class SourceSession(Protocol):
         source cannot count itself are left out (see SessionLedger)."""
 
     def close(self) -> None:
-        """Release everything."""
+        """Release everything. Called once the final drain is done (and again, which
+        must be harmless, when the session ends on an error); the counts of
+        ``source_counts`` stay readable."""
 
 
 class Source(Protocol):
@@ -66,3 +71,6 @@ class Source(Protocol):
 
     def next_session(self, stop: threading.Event) -> SourceSession | None:
         """Block until a session is open (None if ``stop`` was set first)."""
+
+    def close(self) -> None:
+        """Release what the source keeps between sessions (USDT: the compiled program)."""

@@ -59,3 +59,37 @@ def test_run_streams_until_sigint_and_closes_the_books(
     checked = verdicts(read_topics(kafka_bootstrap, topic_prefix))
     assert len(checked) == 20
     assert all(v.ok for v in checked)
+
+
+def test_run_on_a_pid_without_tracepoints_says_so_once_and_fails(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A node built without -DWITH_USDT=ON (here: any other program) will never grow
+    probes; waiting for it, after a warning per tracepoint, helped nobody."""
+    untraceable = subprocess.Popen(["sleep", "300"])
+    try:
+        bridge = subprocess.run(
+            [
+                str(TRACEBRIDGE),
+                "run",
+                "--pid",
+                str(untraceable.pid),
+                "-b",
+                kafka_bootstrap,
+                "--topic-prefix",
+                topic_prefix,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        untraceable.kill()
+        untraceable.wait()
+    assert bridge.returncode == 1, bridge.stderr
+    assert "Traceback" not in bridge.stderr
+    complaints = [line for line in bridge.stderr.splitlines() if "tracepoint" in line.lower()]
+    assert len(complaints) == 1, bridge.stderr
+    assert f"process {untraceable.pid}" in complaints[0]
+    assert "no USDT tracepoints" in complaints[0]
+    assert "-DWITH_USDT=ON" in complaints[0]

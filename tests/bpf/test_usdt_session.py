@@ -19,7 +19,7 @@ from bridge.emulator import UsdtNode, UsdtScenario, build_usdt_node
 from bridge.events.catalog import EVENTS
 from bridge.sources.usdt.process import NodeProcess, process_by_pid
 from bridge.sources.usdt.program import ProgramOptions
-from bridge.sources.usdt.session import UsdtSession
+from bridge.sources.usdt.session import ProgramCache, UsdtSession
 
 pytestmark = pytest.mark.bpf
 
@@ -78,7 +78,8 @@ def test_closing_closes_no_descriptor_the_session_does_not_own(waiting_node: Usd
     aborted the process at exit.
     """
     session = UsdtSession(located(waiting_node), EVENTS, options())
-    bpf = session._bpf  # the hook point: right after BCC frees what it owns
+    assert session._program is not None
+    bpf = session._program.bpf  # the hook point: right after BCC frees what it owns
     bystanders: list[int] = []
     free_bpf = bpf.cleanup
 
@@ -136,3 +137,47 @@ def test_a_failed_attach_lowers_the_semaphores_it_raised(waiting_node: UsdtNode)
     waiting_node.go()
     report = waiting_node.wait(timeout=60)
     assert report.fired == dict.fromkeys((spec.name for spec in EVENTS), 0)
+
+
+def test_a_kept_program_serves_the_next_process_from_seq_1(binary: Path) -> None:
+    """A restarted node must be traced at once, so the compiled program is kept and
+    reused for the next process of the same binary; the new session still starts
+    every counter from zero, or its seqs would continue the last session's."""
+    programs = ProgramCache()
+    try:
+        fired_per_run = []
+        compiled = []
+        for _ in range(2):
+            with UsdtNode(binary) as node:
+                node.start(UsdtScenario(count=7, wait_start=True))
+                session = UsdtSession(located(node), EVENTS, options(), programs)
+                try:
+                    compiled.append(session.compiled)
+                    node.go()
+                    report = node.wait(timeout=60)
+                    fired_per_run.append(session.kernel_counts())
+                finally:
+                    session.close()
+                assert report.fired == dict.fromkeys((spec.name for spec in EVENTS), 7)
+        assert compiled == [True, False]
+        for counts in fired_per_run:
+            assert {c.fired for c in counts.values()} == {7}
+            assert {c.lost for c in counts.values()} == {0}
+    finally:
+        programs.close()
+
+
+def test_a_kept_program_still_lowers_the_semaphores_of_each_process(binary: Path) -> None:
+    """Reusing the program must not skip the per-process teardown: the node let go of
+    pays nothing."""
+    programs = ProgramCache()
+    try:
+        for _ in range(2):
+            with UsdtNode(binary) as node:
+                node.start(UsdtScenario(count=5, wait_start=True))
+                UsdtSession(located(node), EVENTS, options(), programs).close()
+                node.go()
+                report = node.wait(timeout=60)
+                assert report.fired == dict.fromkeys((spec.name for spec in EVENTS), 0)
+    finally:
+        programs.close()

@@ -103,6 +103,7 @@ class IpcSourceSession:
     kind = SourceKind.IPC
     node_pid: int | None = None
     source_thread_cpu_s = 0.0  # set when the event loop thread ends
+    attach_delay_ns: int | None = None  # the node's start is not known over a socket
 
     def __init__(
         self, config: IpcSourceConfig, path: Path, reported: set[tuple[str, str]] | None = None

@@ -34,6 +34,9 @@ class IpcSource:
         # process and node version, not once per reconnect.
         self.reported: set[tuple[str, str]] = set()
 
+    def close(self) -> None:
+        """Nothing outlives a session over IPC."""
+
     def next_session(self, stop: threading.Event) -> IpcSourceSession | None:
         backoff = FIRST_BACKOFF_S
         reported = False
