@@ -152,6 +152,8 @@ class Audit:
         self.traces: dict[StreamKey, StreamTrace] = {}
         self._ledgers: dict[StreamKey, tuple[bool, int, Ledger]] = {}
         self.heartbeats = 0
+        # (node, session) -> ns from the node's start to its probes being live
+        self.attach_delays: dict[tuple[str, str], int] = {}
         self.undecodable: list[str] = []
         self.undecodable_count = 0
 
@@ -169,6 +171,9 @@ class Audit:
         if self.nodes is not None and value["node_id"] not in self.nodes:
             return
         self.heartbeats += 1
+        delay = value.get("attach_delay_ns")
+        if delay is not None:
+            self.attach_delays[(value["node_id"], value["session_id"])] = int(delay)
         final = value["kind"] == "SESSION_END"
         rank = (final, int(value["heartbeat_seq"]))
         for book in value["streams"]:
@@ -210,7 +215,13 @@ class Audit:
                 tolerance=tolerance,
             )
             streams.append(judge(gaps, trace.last_lost, require_closed))
-        return AuditReport(streams, self.heartbeats, self.undecodable_count, self.undecodable)
+        return AuditReport(
+            streams,
+            self.heartbeats,
+            self.undecodable_count,
+            self.undecodable,
+            dict(self.attach_delays),
+        )
 
 
 @dataclass
@@ -219,6 +230,9 @@ class AuditReport:
     heartbeats: int
     undecodable: int
     undecodable_examples: list[str]
+    # (node, session) -> how long after the node's start its probes were live: what
+    # fired before is in no count (a blind start, not a loss), so it is stated apart.
+    attach_delays: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -230,6 +244,10 @@ class AuditReport:
             "heartbeats": self.heartbeats,
             "undecodable": self.undecodable,
             "undecodable_examples": self.undecodable_examples,
+            "attach_delays_ns": [
+                {"node": node, "session": session, "attach_delay_ns": delay}
+                for (node, session), delay in sorted(self.attach_delays.items())
+            ],
             "streams": [s.as_dict() for s in self.streams],
         }
 

@@ -92,6 +92,11 @@ def format_audit(report: AuditReport, *, color: bool = False, sessions: bool = F
         lines.extend(f"warning {where}: {warning}" for warning in audit.warnings)
         if sessions and not audit.problems and not audit.warnings:
             lines.append(f"{audit.status} {where}: {audit.gaps.delivered:,} delivered")
+    for (node, session), delay in sorted(report.attach_delays.items()):
+        lines.append(
+            f"note {node} session {session}: probes live {delay / 1e6:,.0f} ms after the "
+            "node started; what it fired before then was not observable and is in no count"
+        )
     if report.undecodable:
         lines.append(
             f"warning: {report.undecodable} record(s) decode with no known schema "

@@ -103,3 +103,22 @@ def test_verify_audit_records_applies_the_same_rules() -> None:
     report = audit_records(records)
     assert not report.ok
     assert report.streams[0].gaps.unexplained == 1
+
+
+def test_a_blind_start_is_stated_apart_from_losses() -> None:
+    """A session that went live 137 ms after its node started could not see what fired
+    before: not a loss (no seq was given out), so the verdict stays OK, but the report
+    says it, from the ledger alone."""
+    from bridge.replay.report import format_audit
+
+    ending = beat("SESSION_END", fired=2, acked=2)
+    ending["attach_delay_ns"] = 137_000_000
+    report = judge([1, 2], ending)
+    assert report.ok
+    assert report.attach_delays == {(NODE, SESSION): 137_000_000}
+    assert report.as_dict()["attach_delays_ns"] == [
+        {"node": NODE, "session": SESSION, "attach_delay_ns": 137_000_000}
+    ]
+    text = format_audit(report)
+    assert f"note {NODE} session {SESSION}: probes live 137 ms after the node started" in text
+    assert judge([1, 2], beat("SESSION_END", fired=2, acked=2)).attach_delays == {}
