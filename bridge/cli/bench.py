@@ -14,6 +14,8 @@ import click
 from bridge.bench.ipc import IpcRunner
 from bridge.bench.ping import NodeRunner, StageResult, format_table, run_rates
 from bridge.bench.realping import CONDITIONS, format_ping_table, run_realping
+from bridge.bench.reindex import format_reindex_table, run_reindex
+from bridge.bench.reindex_chain import ChainSpec, ensure_chain
 from bridge.bench.replay import format_result, run_replay_bench
 from bridge.bench.usdt import UsdtRunner
 from bridge.cli.kafka_target import kafka_target
@@ -187,3 +189,49 @@ def bench_realping(
         )
     if json_file is not None:
         json_file.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+
+
+@bench_group.command("reindex")
+@click.option("--blocks", default=ChainSpec.blocks, show_default=True, help="Blocks of txs.")
+@click.option("--txs", default=ChainSpec.txs, show_default=True, help="Transactions per block.")
+@click.option(
+    "--repeat", default=3, show_default=True, help="Pairs of runs (untraced, then traced)."
+)
+@click.option("--dbcache", default=450, show_default=True, help="The node's -dbcache (MiB).")
+@click.option(
+    "--utxocache-ring-kib",
+    type=int,
+    help="The bridge's utxocache ring buffer (KiB, a power of two; default: its config's).",
+)
+@click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one).")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Runs as JSON.")
+def bench_reindex(
+    blocks: int, txs: int, repeat: int, dbcache: int,
+    utxocache_ring_kib: int | None, bootstrap_servers: str | None, json_file: Path | None,
+) -> None:  # fmt: skip
+    """bitcoind -reindex-chainstate of a cached regtest chain, untraced and with the
+    bridge attached to every utxocache and validation tracepoint (into Kafka).
+
+    The chain (BLOCKS blocks of TXS transactions, each spending 2 random coins to 3
+    outputs) is built on first use and cached. The node is held before its first block until the
+    bridge is attached. Prints wall time (the node's own log clock), added wall time,
+    events/s delivered, events per block and loss by stage. Needs root (BPF).
+    """
+    binaries = ensure_binaries()
+    bootstrap = kafka_target(bootstrap_servers)
+    chain = ensure_chain(binaries, ChainSpec(blocks, txs), say=click.echo)
+    env = {}
+    if utxocache_ring_kib is not None:
+        env["TRACEBRIDGE_USDT__RING_BUFFER_KIB"] = json.dumps({"utxocache": utxocache_ring_kib})
+    runs = run_reindex(
+        binaries, chain, bootstrap, repeat=repeat, dbcache_mib=dbcache, bridge_env=env,
+        say=lambda line: click.echo(line, err=True),
+    )  # fmt: skip
+    click.echo(format_reindex_table(chain, runs))
+    if any(r.fired is not None and r.delivered is not None and
+           r.delivered + sum(r.lost.values()) != r.fired for r in runs):  # fmt: skip
+        click.echo("WARNING: some runs do not balance (delivered + lost != fired)", err=True)
+    if json_file is not None:
+        json_file.write_text(
+            json.dumps({"chain": asdict(chain), "runs": [asdict(r) for r in runs]}, default=str)
+        )
