@@ -54,6 +54,8 @@ __all__ = ["Runtime", "run"]
 
 # How long shutdown waits for callback destroy() calls and in-flight calls.
 SHUTDOWN_GRACE_S = 2.0
+# How long shutdown lets answered calls reach the wire before closing connections.
+ANSWER_FLUSH_S = 0.05
 # How often --exit-with-parent checks that the parent is still there.
 PARENT_POLL_S = 0.2
 
@@ -83,6 +85,7 @@ class Runtime:
         self.go_event = asyncio.Event()
         self.tip_changed = asyncio.Event()
         self.mining_interrupted = False
+        self.tip_waits = 0  # waitTipChanged calls in progress
         self.interrupted = False
         self.sent_total = 0
         self.garbage_connections = 0
@@ -362,7 +365,12 @@ class Runtime:
 
     def _on_stop(self) -> None:
         self.interrupted = True
+        self._stopping()
+
+    def _stopping(self) -> None:
+        """The node is shutting down: waiting waitTipChanged calls answer no tip."""
         self.stop_event.set()
+        self._on_tip()
 
     async def _main(self) -> None:
         if self.sc.wait_start:
@@ -404,7 +412,14 @@ class Runtime:
             await self.stop_event.wait()
 
     async def _shutdown(self, server: Any) -> None:
-        self.stop_event.set()
+        self._stopping()
+        if self.tip_waits:
+            # Let the woken waitTipChanged calls answer (no tip) before the connections
+            # close: pycapnp must not complete a call on a connection already closed.
+            deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
+            while self.tip_waits and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(ANSWER_FLUSH_S)
         for sub in list(self.subs.values()):
             if sub.ended is None:
                 self.unsubscribe(sub.id, "shutdown")

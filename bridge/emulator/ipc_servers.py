@@ -6,6 +6,8 @@ Behaviour copied from Bitcoin Core / libmultiprocess on purpose:
   connection's ThreadMap did not make ("invalid thread handle").
 - Errors read like a C++ exception passed through kj (``std::exception: <what>``).
 - ``makeMiningOld2`` (v31+) always fails with Core's message.
+- Shutting down: ``waitTipChanged`` answers no tip (an empty BlockRef) and
+  ``makeMining`` a null capability, as a real bitcoin-node does (master d84fc352).
 
 The factories of the proposed interfaces (``makeNetTracing`` ...) are here because
 Init is; their servers live in :mod:`bridge.emulator.ipc_proposed`.
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
     from bridge.emulator.ipc_runtime import Runtime
 
 __all__ = ["EchoImpl", "InitImpl", "MiningImpl", "RpcImpl", "ThreadImpl", "ThreadMapImpl"]
+
+HASH_BYTES = 32
+# What a real node answers to a currentTip shorter than a uint256 (its SpanReader).
+SHORT_UINT256_ERROR = "SpanReader::read(): end of data: iostream error"
 
 
 class ThreadImpl:
@@ -66,6 +72,8 @@ class InitImpl:
 
     async def makeMining(self, context: Any, **_: Any) -> Any:
         await self.conn.check_context(context)
+        if self.rt.stop_event.is_set():
+            return None  # like a real node shutting down: a null Mining (C++ nullptr)
         return serve(self.rt.schemas.mining.Mining, MiningImpl(self.rt, self.conn))
 
     async def makeRpc(self, context: Any, **_: Any) -> Any:
@@ -131,15 +139,30 @@ class MiningImpl:
     async def waitTipChanged(
         self, context: Any, currentTip: bytes, timeout: float, **_: Any
     ) -> dict[str, Any]:
-        """Return once the tip is not ``currentTip``, or after ``timeout`` milliseconds."""
+        """Return once the tip is not ``currentTip``, or after ``timeout`` milliseconds.
+
+        As a real bitcoin-node (master d84fc352) does: once the node is shutting down
+        the answer is no tip at all (C++ ``std::nullopt``: an empty BlockRef), at once
+        and for every later call; a ``currentTip`` shorter than a uint256 fails."""
         await self.conn.check_context(context)
         current = bytes(currentTip)
+        if len(current) < HASH_BYTES:
+            raise NodeError(SHORT_UINT256_ERROR)
+        self.rt.tip_waits += 1
+        try:
+            return await self._wait_tip_changed(current, timeout)
+        finally:
+            self.rt.tip_waits -= 1
+
+    async def _wait_tip_changed(self, current: bytes, timeout: float) -> dict[str, Any]:
         deadline = (
             None
             if not math.isfinite(timeout) or timeout > 1e15
             else asyncio.get_running_loop().time() + max(timeout, 0) / 1000
         )
         while self.rt.chain.tip == current and not self.rt.mining_interrupted:
+            if self.rt.stop_event.is_set():
+                return {}
             changed = self.rt.tip_changed
             if deadline is None:
                 await changed.wait()
@@ -151,6 +174,8 @@ class MiningImpl:
                 await asyncio.wait_for(changed.wait(), left)
             except TimeoutError:
                 break
+        if self.rt.stop_event.is_set():
+            return {}
         return self._tip()
 
     async def interrupt(self, **_: Any) -> None:

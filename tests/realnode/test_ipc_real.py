@@ -11,29 +11,33 @@ with no tip), and a restart on the same datadir must give a new session.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytest.importorskip("capnp")
+capnp = pytest.importorskip("capnp")
 
-from bridge.config import BridgeSettings, load_settings
-from bridge.consume import ConsumedRecord
-from bridge.realnode.node import RegtestNode
-from tests.ipc.ipc_harness import (
+from bridge.config import BridgeSettings, load_settings  # noqa: E402
+from bridge.consume import ConsumedRecord  # noqa: E402
+from bridge.realnode.node import RegtestNode  # noqa: E402
+from bridge.sources.ipc.schemas import load_schema_set  # noqa: E402
+from tests.ipc.ipc_harness import (  # noqa: E402
     TIP_STREAM,
     IpcBridge,
     by_session_and_stream,
     dead_letters,
     running_ipc_bridge,
 )
-from tests.realnode.conftest import NodeFactory
-from tests.support.pipeline import final_books, read_topics, verdicts
+from tests.ipc.mining_answers import check_shutdown_answers, mining_answers_at_shutdown  # noqa: E402
+from tests.realnode.conftest import NodeFactory  # noqa: E402
+from tests.support.pipeline import final_books, read_topics, verdicts  # noqa: E402
 
-pytestmark = [pytest.mark.realnode, pytest.mark.kafka, pytest.mark.ipc, pytest.mark.slow]
+pytestmark = [pytest.mark.realnode, pytest.mark.ipc]
 
 NODE_ID = "regtest-bitcoin-node"
 # The secp256k1 generator as a compressed public key: a fixed address to mine to,
@@ -115,6 +119,28 @@ def check_tips(tips: list[dict[str, Any]], node: RegtestNode, session: str) -> l
     return heights
 
 
+def run(fn: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    """Run a coroutine inside pycapnp's KJ loop, as every pycapnp client must."""
+
+    async def main() -> Any:
+        return await asyncio.wait_for(fn(), timeout)
+
+    return asyncio.run(capnp.run(main()))
+
+
+def test_waittipchanged_answers_at_shutdown(regtest_node: NodeFactory) -> None:
+    """The facts the bridge (and the emulated node) rely on, asked of the real node: a
+    short currentTip fails; a shutdown answers a pending wait with no tip at once."""
+    node = regtest_node("answers", ipc=True)
+    schemas = load_schema_set("master")
+    answers = run(lambda: mining_answers_at_shutdown(node.ipc_socket, schemas, node.stop))
+    check_shutdown_answers(answers)
+    log = node.debug_log.read_text(errors="replace")
+    assert log.count("SpanReader::read(): end of data") == 2, "the node's own verdict"
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_master_node_tip_stop_and_restart(
     regtest_node: NodeFactory,
     kafka_bootstrap: str,
