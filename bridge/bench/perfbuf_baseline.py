@@ -30,6 +30,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from string import Template
 from types import FrameType
 from typing import IO, Any
 
@@ -64,13 +65,16 @@ BPF_PERF_OUTPUT(inbound_messages);
 BPF_PERF_OUTPUT(outbound_messages);
 BPF_ARRAY(hits, u64, 2);  // 0: inbound, 1: outbound
 
-// Written out once per probe, as the functional test does: BCC rewrites each
-// bpf_usdt_readarg() for the probe whose handler the call sits in.
-int trace_inbound_message(struct pt_regs *ctx)
+"""
+# One handler per probe, as the functional test writes them: BCC rewrites each
+# bpf_usdt_readarg() for the probe whose handler the call sits in, so they cannot share
+# a helper function; the text is the same but for the direction.
+HANDLER = r"""
+int trace_${direction}_message(struct pt_regs *ctx)
 {
     struct p2p_message msg = {};
     void *addr = NULL, *conn_type = NULL, *msg_type = NULL, *payload = NULL;
-    hits.atomic_increment(0);
+    hits.atomic_increment(${index});
     bpf_usdt_readarg(1, ctx, &msg.peer_id);
     bpf_usdt_readarg(2, ctx, &addr);
     bpf_probe_read_user_str(&msg.peer_addr, sizeof(msg.peer_addr), addr);
@@ -81,29 +85,11 @@ int trace_inbound_message(struct pt_regs *ctx)
     bpf_usdt_readarg(5, ctx, &msg.msg_size);
     bpf_usdt_readarg(6, ctx, &payload);
     bpf_probe_read_user(&msg.msg, MIN(msg.msg_size, MAX_MSG_DATA_LENGTH), payload);
-    inbound_messages.perf_submit(ctx, &msg, sizeof(msg));
-    return 0;
-}
-
-int trace_outbound_message(struct pt_regs *ctx)
-{
-    struct p2p_message msg = {};
-    void *addr = NULL, *conn_type = NULL, *msg_type = NULL, *payload = NULL;
-    hits.atomic_increment(1);
-    bpf_usdt_readarg(1, ctx, &msg.peer_id);
-    bpf_usdt_readarg(2, ctx, &addr);
-    bpf_probe_read_user_str(&msg.peer_addr, sizeof(msg.peer_addr), addr);
-    bpf_usdt_readarg(3, ctx, &conn_type);
-    bpf_probe_read_user_str(&msg.peer_conn_type, sizeof(msg.peer_conn_type), conn_type);
-    bpf_usdt_readarg(4, ctx, &msg_type);
-    bpf_probe_read_user_str(&msg.msg_type, sizeof(msg.msg_type), msg_type);
-    bpf_usdt_readarg(5, ctx, &msg.msg_size);
-    bpf_usdt_readarg(6, ctx, &payload);
-    bpf_probe_read_user(&msg.msg, MIN(msg.msg_size, MAX_MSG_DATA_LENGTH), payload);
-    outbound_messages.perf_submit(ctx, &msg, sizeof(msg));
+    ${direction}_messages.perf_submit(ctx, &msg, sizeof(msg));
     return 0;
 }
 """
+DIRECTIONS = ("inbound", "outbound")  # the hits index of each is its position
 # The flags Core's functional tests compile with (test_framework/util.py bpf_cflags):
 # BCC's helpers trip newer clangs' implicit-declaration error, and bitcoin#32322.
 CFLAGS = ["-Wno-error=implicit-function-declaration", "-Wno-duplicate-decl-specifier"]
@@ -137,9 +123,14 @@ def consume(pid: int, stop: list[bool]) -> BaselineCounts:
     from bcc import BPF, USDT
 
     usdt = USDT(pid=pid)  # kept referenced to the end: dropping it lowers the semaphores
-    usdt.enable_probe(probe="net:inbound_message", fn_name="trace_inbound_message")
-    usdt.enable_probe(probe="net:outbound_message", fn_name="trace_outbound_message")
-    bpf = BPF(text=BPF_PROGRAM, usdt_contexts=[usdt], debug=0, cflags=CFLAGS)
+    for direction in DIRECTIONS:
+        usdt.enable_probe(probe=f"net:{direction}_message", fn_name=f"trace_{direction}_message")
+    handlers = [
+        Template(HANDLER).substitute(direction=direction, index=index)
+        for index, direction in enumerate(DIRECTIONS)
+    ]
+    program = BPF_PROGRAM + "".join(handlers)
+    bpf = BPF(text=program, usdt_contexts=[usdt], debug=0, cflags=CFLAGS)
     by_type: Counter[str] = Counter()
     lost = [0]
 
@@ -153,7 +144,8 @@ def consume(pid: int, stop: list[bool]) -> BaselineCounts:
     def handle_lost(count: int) -> None:
         lost[0] += count
 
-    for direction, table in (("inbound", "inbound_messages"), ("outbound", "outbound_messages")):
+    for direction in DIRECTIONS:
+        table = f"{direction}_messages"
         bpf[table].open_perf_buffer(
             handler(direction, table), page_cnt=PAGE_COUNT, lost_cb=handle_lost
         )

@@ -238,6 +238,11 @@ def _one_rate(
     return result, str(marks["status"]["session_id"])
 
 
+def table_head(columns: Sequence[str]) -> list[str]:
+    """A Markdown table's header and rule: every benchmark prints README-ready tables."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def format_table(results: Sequence[StageResult]) -> str:
     """The table the README quotes: throughput, loss, and CPU per delivered event."""
     columns = (
@@ -254,7 +259,7 @@ def format_table(results: Sequence[StageResult]) -> str:
         "node us/ev traced",
         "untraced",
     )
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = table_head(columns)
 
     def us(value: float | None) -> str:
         return f"{value:.2f}" if value is not None else "-"

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bench.perfbuf_baseline import PerfbufConsumer
-from bridge.bench.ping import BridgeProcess, process_cpu_s, sum_books
+from bridge.bench.ping import BridgeProcess, process_cpu_s, sum_books, table_head
 from bridge.realnode.binaries import CoreBinaries
 from bridge.realnode.node import RegtestNode
 from bridge.realnode.p2p import DEFAULT_WINDOW, FloodResult, PingPeer
@@ -227,7 +227,7 @@ def format_ping_table(rows: Sequence[PingRow]) -> str:
         "delivered",
         "lost by stage",
     )
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = table_head(columns)
 
     def num(value: float | int | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bridge.bench.ping import BridgeProcess, process_cpu_s, sum_books
+from bridge.bench.ping import BridgeProcess, process_cpu_s, sum_books, table_head
 from bridge.bench.reindex_chain import CachedChain
 from bridge.realnode.binaries import CoreBinaries
 from bridge.realnode.node import RPC_IN_WARMUP, RegtestNode
@@ -221,16 +221,29 @@ def _median(values: Sequence[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+REINDEX_COLUMNS = (
+    "condition",
+    "wall s",
+    "blocks/s",
+    "added wall %",
+    "node CPU s",
+    "events fired",
+    "delivered",
+    "events/s delivered",
+    "events/block",
+    "lost kernel/bridge/producer",
+    "blocks traced",
+    "bridge CPU us/ev",
+)
+
+
 def format_reindex_table(chain: CachedChain, runs: Sequence[ReindexRun]) -> str:
     """The chain, one line per run, and the added wall time of the medians."""
     lines = [
         f"chain: height {chain.height:,}, {chain.transactions:,} transactions, "
         f"{chain.utxos:,} UTXOs at the tip, {chain.size_on_disk / 2**20:,.0f} MiB of blocks",
         "",
-        "| condition | wall s | blocks/s | added wall % | node CPU s | events fired | "
-        "delivered | events/s delivered | events/block | lost kernel/bridge/producer | "
-        "blocks traced | bridge CPU us/ev |",
-        "|" + "---|" * 12,
+        *table_head(REINDEX_COLUMNS),
     ]
     untraced = _median([r.wall_s for r in runs if r.condition == "none"] or [float("nan")])
     for r in runs:

@@ -28,6 +28,11 @@ def bench_group() -> None:
 
 
 RATES_HELP = "Offered events/s, comma-separated (each ping is 2 events; 0 = flat out)."
+# Options several benchmarks take (click builds a new Option at each use).
+BOOTSTRAP_OPTION = click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one).")
+JSON_OPTION = click.option(
+    "--json", "json_file", type=click.Path(path_type=Path), help="Figures as JSON."
+)
 
 
 Command = TypeVar("Command", bound=Callable[..., None])
@@ -41,16 +46,14 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
             [
                 click.option("--rates", default=default_rates, show_default=True, help=RATES_HELP),
                 click.option("--seconds", default=5.0, show_default=True, help="Per rate."),
-                click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one)."),
+                BOOTSTRAP_OPTION,
                 click.option("--no-baseline", is_flag=True, help="Skip the untraced runs."),
                 click.option(
                     "--no-event-headers",
                     is_flag=True,
                     help="Run the bridge with kafka.event_headers off (what headers cost).",
                 ),
-                click.option(
-                    "--json", "json_file", type=click.Path(path_type=Path), help="Rows as JSON."
-                ),
+                JSON_OPTION,
             ]
         ):
             function = option(function)
@@ -157,8 +160,8 @@ def bench_replay(
     show_default=True,
     help="Most pings unanswered at once (flat out, RTT is about window / rate).",
 )
-@click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one).")
-@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Rows as JSON.")
+@BOOTSTRAP_OPTION
+@JSON_OPTION
 def bench_realping(
     rates: str, seconds: float, conditions: str, window: int,
     bootstrap_servers: str | None, json_file: Path | None,
@@ -203,8 +206,8 @@ def bench_realping(
     type=int,
     help="The bridge's utxocache ring buffer (KiB, a power of two; default: its config's).",
 )
-@click.option("--bootstrap-servers", "-b", help="Kafka (default: the local one).")
-@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Runs as JSON.")
+@BOOTSTRAP_OPTION
+@JSON_OPTION
 def bench_reindex(
     blocks: int, txs: int, repeat: int, dbcache: int,
     utxocache_ring_kib: int | None, bootstrap_servers: str | None, json_file: Path | None,
