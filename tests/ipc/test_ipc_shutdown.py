@@ -13,6 +13,7 @@ node's answers (tests/realnode/test_ipc_real.py asks the real one the same quest
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -35,10 +36,17 @@ from bridge.sources.ipc.connection import open_connection  # noqa: E402
 from bridge.sources.ipc.emitter import Emitter  # noqa: E402
 from bridge.sources.ipc.schemas import load_schema_set  # noqa: E402
 from bridge.sources.ipc.session import IpcSourceSession  # noqa: E402
+from tests.ipc.ipc_harness import (  # noqa: E402
+    TIP_STREAM,
+    dead_letters,
+    ipc_settings,
+    running_ipc_bridge,
+)
 from tests.ipc.mining_answers import (  # noqa: E402
     check_shutdown_answers,
     mining_answers_at_shutdown,
 )
+from tests.support.pipeline import final_books, read_topics, verdicts  # noqa: E402
 
 pytestmark = pytest.mark.ipc
 
@@ -223,3 +231,53 @@ def test_no_session_with_a_node_that_is_shutting_down(tmp_path: Path) -> None:
         node.wait(timeout=30)
     assert error is not None, "a session was opened against a node that is shutting down"
     assert "is shutting down (Init.makeMining returned no Mining)" in str(error)
+
+
+# ------------------------------------------------------------------------------------
+# The bridge across a stop and a restart of the emulated node.
+# ------------------------------------------------------------------------------------
+
+
+@pytest.mark.kafka
+def test_stop_and_restart_of_a_master_node(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A master node (tip only) stopped and started again on the same socket: the
+    first session ends without a loss or a dead letter, exactly one new session
+    follows the new node, and each interface master lacks is reported once."""
+    caplog.set_level(logging.INFO, logger="bridge")
+    socket = tmp_path / "node.sock"
+    settings = ipc_settings(kafka_bootstrap, topic_prefix, socket, poll_interval_s=0)
+    scenario = IpcScenario(version="master", block_interval=0.2)
+    with running_ipc_bridge(settings, tmp_path) as bridge:
+        with IpcNode() as first:
+            first.start(scenario, socket=socket)
+            one = bridge.wait_for("attached")["session_id"]
+            bridge.wait_captured(one, [TIP_STREAM], 3)
+            first.stop()
+            bridge.wait_for("session_ended", session=one)
+        with IpcNode() as second:
+            second.start(scenario, socket=socket)
+            two = bridge.wait_for("attached", session_not=one)["session_id"]
+            bridge.wait_captured(two, [TIP_STREAM], 3)
+    attached = [u["session_id"] for u in bridge.recorder.history if u["state"] == "attached"]
+    assert attached == [one, two], "no session against the node that was shutting down"
+
+    records = read_topics(kafka_bootstrap, topic_prefix)
+    assert dead_letters(records) == []
+    checked = verdicts(records)
+    assert {c.key[1] for c in checked} == {one, two}
+    assert all(c.ok for c in checked), checked
+    for (_, stream), book in final_books(records).items():
+        assert stream == TIP_STREAM
+        assert book["lost"] == {"kernel": 0, "bridge": 0, "producer": 0, "node": 0}
+        assert book["fired"] == book["acked"] >= 3
+
+    messages = [r.getMessage() for r in caplog.records]
+    skipped = sorted(m for m in messages if "does not offer" in m)
+    assert skipped == [
+        f"The node (master) does not offer {name!r} over IPC; skipping it."
+        for name in ("chain", "net", "node", "utxo")
+    ], "once per bridge process and node version, not once per session"
+    assert len([m for m in messages if "it speaks master" in m]) == 2
+    assert len([m for m in messages if "is shutting down" in m]) == 1
