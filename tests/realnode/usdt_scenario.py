@@ -31,6 +31,7 @@ import pytest
 
 from bridge.config import BridgeSettings, load_settings
 from bridge.consume import ConsumedRecord
+from bridge.realnode import p2p
 from bridge.realnode.binaries import CoreBinaries
 from bridge.realnode.node import RegtestNode
 from bridge.realnode.rpc import RpcError
@@ -47,10 +48,10 @@ B_BLOCKS = 50
 SEND_BTC = Decimal("1.5")
 # How long getpeerinfo's byte counters must stay unchanged before they are compared.
 QUIET_S = 0.3
-# Regtest's P2P magic, and a headers message announcing one header more than
-# MAX_HEADERS_RESULTS: Core calls the peer misbehaving before reading any header.
-REGTEST_MAGIC = bytes.fromhex("fabfb5da")
+# A headers message announcing one header more than MAX_HEADERS_RESULTS: Core calls the
+# peer misbehaving before reading any header.
 TOO_MANY_HEADERS = 2001
+AGENT = "/tracebridge-test:0.1/"
 # CTxMemPool::check() (on by default on regtest) replays the mempool on a scratch coins
 # view at this height (std::numeric_limits<int>::max()).
 MEMPOOL_HEIGHT = 2**31 - 1
@@ -249,33 +250,13 @@ def connect(source: RegtestNode, target: RegtestNode, *, v2: bool) -> None:
     assert peer["transport_protocol_type"] == ("v2" if v2 else "v1"), peer
 
 
-def p2p_message(msg_type: str, payload: bytes) -> bytes:
-    """A v1 P2P message: magic, NUL-padded type, payload length, checksum, payload."""
-    header = REGTEST_MAGIC + msg_type.encode().ljust(12, b"\0")
-    return header + struct.pack("<I", len(payload)) + sha256d(payload)[:4] + payload
-
-
-def version_payload() -> bytes:
-    """A minimal ``version`` from a peer that offers no services and relays nothing."""
-    no_address = bytes(8) + bytes(10) + b"\xff\xff" + bytes(4) + bytes(2)
-    agent = b"/tracebridge-test:0.1/"
-    return (
-        struct.pack("<iQq", 70016, 0, int(time.time()))
-        + no_address * 2
-        + struct.pack("<Q", 0x7472616365)
-        + bytes([len(agent)])
-        + agent
-        + struct.pack("<i?", 0, False)
-    )
-
-
 def misbehave(a: RegtestNode, truth: Truth, clock: Clock) -> None:
     """A raw v1 peer shakes hands, then announces 2001 headers: A reports it
     misbehaving (net:misbehaving_connection) and drops it (a local peer is disconnected,
     not discouraged)."""
     with socket.create_connection(("127.0.0.1", a.p2p_port), timeout=30) as peer:
         addr = f"127.0.0.1:{peer.getsockname()[1]}"
-        peer.sendall(p2p_message("version", version_payload()))
+        peer.sendall(p2p.message("version", p2p.version_payload(a.p2p_port, AGENT)))
 
         def listed() -> bool:
             found = [p for p in a.call("getpeerinfo") if p["addr"] == addr and p["version"]]
@@ -286,8 +267,8 @@ def misbehave(a: RegtestNode, truth: Truth, clock: Clock) -> None:
         wait_until(listed, "A to take the raw peer's version")
         with clock.window(truth.misbehave):
             peer.sendall(
-                p2p_message("verack", b"")
-                + p2p_message("headers", b"\xfd" + struct.pack("<H", TOO_MANY_HEADERS))
+                p2p.message("verack")
+                + p2p.message("headers", b"\xfd" + struct.pack("<H", TOO_MANY_HEADERS))
             )
             while peer.recv(65536):  # until A closes the connection
                 pass
