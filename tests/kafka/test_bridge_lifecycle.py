@@ -61,3 +61,4 @@ def test_a_crash_is_visible_in_the_status_file(
     written = json.loads(status.read_text())
     assert written["state"] == "failed"
     assert "the node locator broke" in written["error"]
+    assert source.closed  # what it keeps between sessions is released even on a crash

@@ -9,10 +9,14 @@ long after the node's start its probes were live (``attach_delay_ns``).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bridge.consume import ConsumedRecord
+from bridge.realnode.node import RegtestNode
 from tests.realnode.conftest import NodeFactory
 from tests.support.pipeline import (
     events_by_stream,
@@ -27,11 +31,13 @@ pytestmark = [pytest.mark.realnode, pytest.mark.bpf, pytest.mark.kafka, pytest.m
 PROBES_LIVE_WITHIN_NS = 1_000_000_000
 
 
-def heartbeats(records: list) -> list[dict]:
+def heartbeats(records: list[ConsumedRecord]) -> list[dict[str, Any]]:
     return [
         r.value
         for r in records
-        if r.schema is not None and r.schema.full_name == "tracebridge.bridge.Heartbeat"
+        if r.value is not None
+        and r.schema is not None
+        and r.schema.full_name == "tracebridge.bridge.Heartbeat"
     ]
 
 
@@ -90,13 +96,11 @@ def test_a_restarted_node_is_traced_from_its_first_connection(
     assert "verack" in received
 
 
-def _wait_for_peer(node) -> dict:
-    import time
-
+def _wait_for_peer(node: RegtestNode) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for peer in node.call("getpeerinfo"):
             if peer.get("version"):
-                return peer
+                return dict(peer)
         time.sleep(0.05)
     raise AssertionError("the restarted node never reconnected to its peer")

@@ -28,6 +28,7 @@ class ScriptedSession:
     source_thread_cpu_s = 0.0
     node_pid: int | None = None
     node_endpoint: str | None = "scripted"
+    attach_delay_ns: int | None = None
 
     def __init__(self, count: int) -> None:
         self.session_id = str(uuid.uuid4())
@@ -80,6 +81,7 @@ class ScriptedSource:
     def __init__(self, sessions: list[ScriptedSession], fail: Exception | None = None) -> None:
         self.sessions = sessions
         self.fail = fail
+        self.closed = False
 
     def next_session(self, stop: threading.Event) -> ScriptedSession | None:
         if self.sessions:
@@ -87,3 +89,6 @@ class ScriptedSource:
         if self.fail is not None:
             raise self.fail
         return None
+
+    def close(self) -> None:
+        self.closed = True
