@@ -6,10 +6,14 @@
 # (removed in v31), whose exact v30 signatures the reference does not give.
 # Distributed under the MIT software license.
 #
-# NOT VERIFIED: whether v30.0 declares waitTipChanged's timeout with the
-# default .maxDouble (as master does). Defaults are XOR-encoded on the wire, so
-# if v30.0 has no default, a timeout sent with this schema is misread by a real
-# v30 node. See ../README.md.
+# waitTipChanged's timeout has NO default in v30: the defaults of master's
+# mining.capnp (timeout = .maxDouble, the BlockCreateOptions/BlockWaitOptions
+# ones) came with bitcoin#34568 ("mining: Break compatibility with existing IPC
+# mining clients", v31.0), an incompatible change because Cap'n Proto stores a
+# field XORed with its default: a timeout sent with master's default would be
+# misread by a v30 node. The bridge always sends the timeout. master's
+# maxMoney/maxDouble constants are not declared here: nothing in this prefix
+# uses them (constants are not on the wire). See ../README.md.
 
 @0xc77d03df6a41b505;
 
@@ -21,13 +25,10 @@ using Proxy = import "/mp/proxy.capnp";
 $Proxy.include("interfaces/mining.h");
 $Proxy.includeTypes("ipc/capnp/mining-types.h");
 
-const maxMoney :Int64 = 2100000000000000;
-const maxDouble :Float64 = 1.7976931348623157e308;
-
 interface Mining $Proxy.wrap("interfaces::Mining") {
     isTestChain @0 (context :Proxy.Context) -> (result :Bool);
     isInitialBlockDownload @1 (context :Proxy.Context) -> (result :Bool);
     getTip @2 (context :Proxy.Context) -> (result :Common.BlockRef, hasResult :Bool);
-    waitTipChanged @3 (context :Proxy.Context, currentTip :Data, timeout :Float64 = .maxDouble) -> (result :Common.BlockRef);
+    waitTipChanged @3 (context :Proxy.Context, currentTip :Data, timeout :Float64) -> (result :Common.BlockRef);
     # timeout is in milliseconds (C++ MillisecondsDouble).
 }

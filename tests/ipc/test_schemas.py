@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ pytest.importorskip("capnp")
 from bridge.sources.ipc.schemas import (
     SET_FILES,
     VERSIONS,
+    FieldInfo,
     SchemaError,
     field_info,
     import_path,
@@ -460,3 +462,115 @@ def test_every_context_parameter_is_first_and_a_proxy_context() -> None:
                     if field.name == "context":
                         assert position == 0, f"{node.name}.{name}"
                         assert field.slot.type.struct.typeId == ctx_id, f"{node.name}.{name}"
+
+
+# ------------------------------------------------------------------------------------
+# Defaults and IDs: what the real node showed (tests/realnode/test_ipc_real.py).
+# ------------------------------------------------------------------------------------
+
+# The interface IDs a real master node (d84fc352) names in its UNIMPLEMENTED answers
+# (typeId = ...): derived from the file IDs and the names, so they pin both.
+INTERFACE_IDS = {
+    ("init", "Init"): 0x8838C700BA5CBA65,
+    ("echo", "Echo"): 0xD36B89640DC94399,
+    ("rpc", "Rpc"): 0xACB1D37F0A713129,
+    ("mining", "Mining"): 0xF9C68436DF3AF39E,
+    ("mining", "BlockTemplate"): 0xF9671AD841B2F622,
+}
+MAX_DOUBLE = 1.7976931348623157e308
+
+
+class _Params:
+    """A method's parameter struct, shaped like a struct module for field_info()."""
+
+    def __init__(self, interface: Any, method: str) -> None:
+        self.schema = interface.schema.methods[method].param_type
+
+
+def params(interface: Any, method: str) -> dict[str, FieldInfo]:
+    return field_info(_Params(interface, method))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_interface_ids_as_the_real_node_names_them(version: str) -> None:
+    s = load_schema_set(version)  # type: ignore[arg-type]
+    for (module, name), expected in INTERFACE_IDS.items():
+        if getattr(s, module) is None or not hasattr(getattr(s, module), name):
+            continue  # v30/v31 have no rpc.capnp; v30 declares no BlockTemplate
+        assert interface_id(getattr(getattr(s, module), name)) == expected, (module, name)
+
+
+@pytest.mark.parametrize(
+    ("version", "default"),
+    [("v30", None), ("v31", MAX_DOUBLE), ("master", MAX_DOUBLE), ("proposed", MAX_DOUBLE)],
+)
+def test_wait_tip_changed_timeout_default(version: str, default: float | None) -> None:
+    """v30 declares no default; bitcoin#34568 (v31.0) added ``= .maxDouble``. Cap'n Proto
+    XORs a field with its default, so a client with the wrong one sends another value
+    (the real master node was seen to read 0 ms and 700 ms as sent)."""
+    s = load_schema_set(version)  # type: ignore[arg-type]
+    timeout = params(s.mining.Mining, "waitTipChanged")["timeout"]
+    assert (timeout.ordinal, timeout.type, timeout.default) == (2, "float64", default)
+
+
+@pytest.mark.parametrize("version", ["v31", "master"])
+def test_mining_defaults_checked_on_the_real_node(version: str) -> None:
+    """The defaults the real-node test checks by behaviour (master), and v31's, which
+    bitcoin#34568 introduced together with them."""
+    s = load_schema_set(version)  # type: ignore[arg-type]
+    check = field_info(s.mining.BlockCheckOptions)
+    assert {n: (f.ordinal, f.default) for n, f in check.items()} == {
+        "checkMerkleRoot": (0, True),
+        "checkPow": (1, True),
+    }
+    wait = field_info(s.mining.BlockWaitOptions)
+    assert {n: (f.ordinal, f.type, f.default) for n, f in wait.items()} == {
+        "timeout": (0, "float64", MAX_DOUBLE),
+        "feeThreshold": (1, "int64", 2100000000000000),
+    }
+    create = field_info(s.mining.BlockCreateOptions)
+    assert {n: (f.ordinal, f.type, f.default) for n, f in create.items()} == {
+        "useMempool": (0, "bool", True),
+        "blockReservedWeight": (1, "uint64", 8000),
+        "coinbaseOutputMaxAdditionalSigops": (2, "uint64", 400),
+    }
+    cooldown = params(s.mining.Mining, "createNewBlock")["cooldown"]
+    assert (cooldown.ordinal, cooldown.default) == (2, True)
+    assert list(params(s.mining.Mining, "checkBlock")) == ["context", "block", "options"]
+    assert list(params(s.mining.BlockTemplate, "submitSolution")) == [
+        "context",
+        "version",
+        "timestamp",
+        "nonce",
+        "coinbase",
+    ]
+
+
+def test_master_submit_block() -> None:
+    s = load_schema_set("master")
+    assert list(params(s.mining.Mining, "submitBlock")) == ["context", "block"]
+    assert list(s.mining.Mining.schema.methods["submitBlock"].result_type.fieldnames) == [
+        "reason",
+        "debug",
+        "result",
+    ]
+    assert list(params(s.mining.Mining, "interrupt")) == [], "no context: the event loop"
+
+
+@pytest.mark.parametrize("version", ["v30", "v31"])
+def test_older_sets_share_master_common_and_echo(version: str) -> None:
+    """Assumed (no v30/v31 node to ask): BlockRef and Echo as in master."""
+    s, m = load_schema_set(version), load_schema_set("master")  # type: ignore[arg-type]
+    assert field_info(s.common.BlockRef) == field_info(m.common.BlockRef)
+    assert method_ordinals(s.echo.Echo) == method_ordinals(m.echo.Echo)
+
+
+def test_v31_mining_is_a_prefix_of_master() -> None:
+    v31, master = load_schema_set("v31"), load_schema_set("master")
+    ords = method_ordinals(v31.mining.Mining)
+    assert ords == {k: v for k, v in method_ordinals(master.mining.Mining).items() if v < 6}
+    assert method_ordinals(v31.mining.BlockTemplate) == method_ordinals(master.mining.BlockTemplate)
+    for struct in ("BlockCreateOptions", "BlockWaitOptions", "BlockCheckOptions", "CoinbaseTx"):
+        assert field_info(getattr(v31.mining, struct)) == field_info(
+            getattr(master.mining, struct)
+        ), struct
