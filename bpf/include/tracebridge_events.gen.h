@@ -103,7 +103,7 @@ _Static_assert(__builtin_offsetof(struct tb_rec_net_outbound_connection, conn_ty
 struct tb_rec_net_evicted_inbound_connection {
     struct tb_header hdr;
     __s64 peer_id;                   /* arg 1 */
-    __u64 time_established;          /* arg 5 */
+    __s64 time_established;          /* arg 5 */
     __u32 network;                   /* arg 4 */
     char peer_addr[69];              /* arg 2 */
     char conn_type[21];              /* arg 3 */
@@ -133,7 +133,7 @@ _Static_assert(__builtin_offsetof(struct tb_rec_net_misbehaving_connection, reas
 struct tb_rec_net_closed_connection {
     struct tb_header hdr;
     __s64 peer_id;                   /* arg 1 */
-    __u64 time_established;          /* arg 5 */
+    __s64 time_established;          /* arg 5 */
     __u32 network;                   /* arg 4 */
     char peer_addr[69];              /* arg 2 */
     char conn_type[21];              /* arg 3 */
@@ -151,8 +151,8 @@ _Static_assert(__builtin_offsetof(struct tb_rec_net_closed_connection, conn_type
 struct tb_rec_validation_block_connected {
     struct tb_header hdr;
     __u64 transactions;              /* arg 3 */
-    __u64 sigops;                    /* arg 5 */
-    __u64 duration_ns;               /* arg 6 */
+    __s64 sigops;                    /* arg 5 */
+    __s64 duration_ns;               /* arg 6 */
     __s32 height;                    /* arg 2 */
     __s32 inputs;                    /* arg 4 */
     __u8 block_hash[32];             /* arg 1 */

@@ -128,12 +128,14 @@ _CONNECTION = _args(
     ("network", "u32"),
     ("existing_connections", "u64"),
 )
+# time_established is int64 in the real bitcoind's probe notes (TicksSinceEpoch<seconds>);
+# the reference doc says uint64.
 _CLOSED = _args(
     ("peer_id", "i64"),
     ("addr", "cstr"),
     ("conn_type", "cstr"),
     ("network", "u32"),
-    ("time_established", "u64"),
+    ("time_established", "i64"),
 )
 _UTXO = _args(
     ("txid", "hash32"),
@@ -157,8 +159,9 @@ TRACEPOINTS: Mapping[str, tuple[ArgSpec, ...]] = MappingProxyType(
             ("height", "i32"),
             ("transactions", "u64"),
             ("inputs", "i32"),
-            ("sigops", "u64"),
-            ("duration_ns", "u64"),
+            # int64 in the real bitcoind's probe notes; the reference doc says uint64
+            ("sigops", "i64"),
+            ("duration_ns", "i64"),
         ),
         "utxocache:flush": _args(
             ("duration_us", "i64"),

@@ -268,7 +268,10 @@ static void rec_str(const char *str)
 }
 
 /* ------------------------------------------------------------------------------------
- * The 20 tracepoints. Types per reference doc section 1.2 (int64 -> int64_t, etc.).
+ * The 20 tracepoints. Types per reference doc section 1.2 (int64 -> int64_t, etc.), except
+ * where the real bitcoind's probe notes (d84fc352) show int64 ("-8@") for what the doc
+ * calls uint64: block_connected's sigops and duration_ns, and closed/evicted connections'
+ * time_established (TicksSinceEpoch<seconds>).
  * ------------------------------------------------------------------------------------ */
 
 #define TB_HASH_BYTES 32 /* uint256: txids, block hashes, package hashes */
@@ -339,7 +342,7 @@ static TB_PROBE_FN void fire_net_outbound_connection(int64_t peer_id, const char
 static TB_PROBE_FN void fire_net_evicted_inbound_connection(int64_t peer_id, const char *addr,
                                                             const char *conn_type,
                                                             uint32_t network,
-                                                            uint64_t time_established)
+                                                            int64_t time_established)
 {
     TB_ENTER(net, evicted_inbound_connection);
     TRACEPOINT(net, evicted_inbound_connection, peer_id, addr, conn_type, network,
@@ -347,7 +350,7 @@ static TB_PROBE_FN void fire_net_evicted_inbound_connection(int64_t peer_id, con
     if (TB_RECORDING(net, evicted_inbound_connection)) {
         rec_begin(TB_ID(net, evicted_inbound_connection));
         rec_i64(peer_id), rec_str(addr), rec_str(conn_type), rec_u64(network);
-        rec_u64(time_established);
+        rec_i64(time_established);
         rec_end();
     }
 }
@@ -365,22 +368,22 @@ static TB_PROBE_FN void fire_net_misbehaving_connection(int64_t peer_id, const c
 
 static TB_PROBE_FN void fire_net_closed_connection(int64_t peer_id, const char *addr,
                                                    const char *conn_type, uint32_t network,
-                                                   uint64_t time_established)
+                                                   int64_t time_established)
 {
     TB_ENTER(net, closed_connection);
     TRACEPOINT(net, closed_connection, peer_id, addr, conn_type, network, time_established);
     if (TB_RECORDING(net, closed_connection)) {
         rec_begin(TB_ID(net, closed_connection));
         rec_i64(peer_id), rec_str(addr), rec_str(conn_type), rec_u64(network);
-        rec_u64(time_established);
+        rec_i64(time_established);
         rec_end();
     }
 }
 
 static TB_PROBE_FN void fire_validation_block_connected(const unsigned char *block_hash,
                                                         int32_t height, uint64_t transactions,
-                                                        int32_t inputs, uint64_t sigops,
-                                                        uint64_t duration_ns)
+                                                        int32_t inputs, int64_t sigops,
+                                                        int64_t duration_ns)
 {
     TB_ENTER(validation, block_connected);
     TRACEPOINT(validation, block_connected, block_hash, height, transactions, inputs, sigops,
@@ -388,7 +391,7 @@ static TB_PROBE_FN void fire_validation_block_connected(const unsigned char *blo
     if (TB_RECORDING(validation, block_connected)) {
         rec_begin(TB_ID(validation, block_connected));
         rec_bytes(block_hash, TB_HASH_BYTES), rec_i64(height), rec_u64(transactions);
-        rec_i64(inputs), rec_u64(sigops), rec_u64(duration_ns);
+        rec_i64(inputs), rec_i64(sigops), rec_i64(duration_ns);
         rec_end();
     }
 }
@@ -580,8 +583,12 @@ static const uint64_t EDGE_U64[] = {0, 1, 125, INT64_MAX, UINT64_MAX};
 static const int64_t EDGE_I64[] = {0, 1, -1, INT64_MIN, INT64_MAX, 2100000000000000};
 static const int32_t EDGE_I32[] = {0, 1, -1, INT32_MIN, INT32_MAX, 141};
 static const uint32_t EDGE_U32[] = {0, 1, UINT32_MAX};
-/* Epoch seconds: 0, genesis block time, mid-2025, and the uint64 bounds. */
+/* Epoch seconds as uint64 (mempool entry times): 0, genesis block time, mid-2025, and the
+ * uint64 bounds. */
 static const uint64_t EDGE_EPOCH[] = {0, 1231006505, 1750000000, INT64_MAX, UINT64_MAX};
+/* Epoch seconds as int64 (connections' time_established): the same, with the int64 bounds
+ * and -1 (before the epoch). */
+static const int64_t EDGE_EPOCH_I64[] = {0, 1231006505, 1750000000, -1, INT64_MIN, INT64_MAX};
 /* FlushStateMode: 0 NONE .. 4 FORCE_SYNC (bitcoin#33680), 5 unknown. */
 static const uint32_t EDGE_FLUSH_MODE[] = {0, 1, 2, 3, 4, 5};
 /* Straddles every power-of-two boundary a size-classed buffer might use; capped at
@@ -823,7 +830,8 @@ static void gen_net_outbound_message(uint64_t i)
     gen_message(i, false);
 }
 
-/* Which of the four connection tracepoints with the (id, addr, type, network, u64) shape. */
+/* Which of the four connection tracepoints with the (id, addr, type, network, N) shape: N
+ * is a uint64 count for inbound/outbound, int64 epoch seconds for evicted/closed. */
 enum conn_kind { CONN_INBOUND, CONN_OUTBOUND, CONN_EVICTED, CONN_CLOSED };
 
 static void gen_connection(uint64_t i, enum conn_kind kind)
@@ -831,8 +839,8 @@ static void gen_connection(uint64_t i, enum conn_kind kind)
     int64_t peer_id;
     const char *addr, *conn_type;
     uint32_t network;
-    uint64_t last; /* existing connections, or time established in epoch seconds */
-    bool is_count = kind == CONN_INBOUND || kind == CONN_OUTBOUND;
+    uint64_t count;       /* existing connections (inbound/outbound) */
+    int64_t established; /* time established in epoch seconds (evicted/closed) */
     if (G.random) {
         peer_id = rnd_range(0, 9999);
         addr = random_addr();
@@ -840,26 +848,28 @@ static void gen_connection(uint64_t i, enum conn_kind kind)
                         ? "inbound"
                         : CONN_TYPES[1 + rnd() % (N_REAL_CONN_TYPES - 1)];
         network = (uint32_t)rnd_range(0, 6);
-        last = is_count ? (uint64_t)rnd_range(1, 125) : (uint64_t)rnd_range(1700000000, 1800000000);
+        count = (uint64_t)rnd_range(1, 125);
+        established = rnd_range(1700000000, 1800000000);
     } else {
         peer_id = EDGE(EDGE_PEER_ID, i);
         addr = EDGE(EDGE_ADDR, i);
         conn_type = EDGE(CONN_TYPES, i);
         network = EDGE(EDGE_NETWORK, i);
-        last = is_count ? EDGE(EDGE_U64, i) : EDGE(EDGE_EPOCH, i);
+        count = EDGE(EDGE_U64, i);
+        established = EDGE(EDGE_EPOCH_I64, i);
     }
     switch (kind) {
     case CONN_INBOUND:
-        fire_net_inbound_connection(peer_id, addr, conn_type, network, last);
+        fire_net_inbound_connection(peer_id, addr, conn_type, network, count);
         break;
     case CONN_OUTBOUND:
-        fire_net_outbound_connection(peer_id, addr, conn_type, network, last);
+        fire_net_outbound_connection(peer_id, addr, conn_type, network, count);
         break;
     case CONN_EVICTED:
-        fire_net_evicted_inbound_connection(peer_id, addr, conn_type, network, last);
+        fire_net_evicted_inbound_connection(peer_id, addr, conn_type, network, established);
         break;
     case CONN_CLOSED:
-        fire_net_closed_connection(peer_id, addr, conn_type, network, last);
+        fire_net_closed_connection(peer_id, addr, conn_type, network, established);
         break;
     }
 }
@@ -901,13 +911,12 @@ static void gen_validation_block_connected(uint64_t i)
     if (G.random)
         fire_validation_block_connected(hash, (int32_t)rnd_range(0, 1000000),
                                         (uint64_t)rnd_range(1, 5000),
-                                        (int32_t)rnd_range(1, 20000),
-                                        (uint64_t)rnd_range(0, 80000),
-                                        (uint64_t)rnd_range(100000, 10000000000));
+                                        (int32_t)rnd_range(1, 20000), rnd_range(0, 80000),
+                                        rnd_range(100000, 10000000000));
     else
         fire_validation_block_connected(hash, EDGE(EDGE_I32, i), EDGE(EDGE_U64, i),
-                                        EDGE(EDGE_I32, i + 1), EDGE(EDGE_U64, i + 1),
-                                        EDGE(EDGE_U64, i + 2));
+                                        EDGE(EDGE_I32, i + 1), EDGE(EDGE_I64, i + 1),
+                                        EDGE(EDGE_I64, i + 2));
 }
 
 static void gen_utxocache_flush(uint64_t i)

@@ -4,7 +4,9 @@ Argument order, C types and units follow Bitcoin Core's ``doc/tracing.md`` and t
 sites at master ``d84fc352`` (v29+ layout): ``block_connected`` duration in ns,
 ``mempool:replaced`` with 8 arguments, ``misbehaving_connection`` with 2, flush modes
 0-4, closed/evicted argument 5 in epoch seconds. See
-``../shared/reference/bitcoin-tracing.md`` section 1.
+``../shared/reference/bitcoin-tracing.md`` section 1. Where the doc and the call site
+disagree, the real bitcoind's probe notes decide: ``block_connected``'s sigops and
+duration and closed/evicted ``time_established`` are int64 (``-8@``), not uint64.
 
 To add a tracepoint: add an :class:`EventSpec` here (arguments in Core's documented
 order, string bounds with provenance, a new ``tp_id``), run ``tracebridge gen``, commit
@@ -219,9 +221,11 @@ def _connection_fields(fifth: FieldSpec) -> tuple[FieldSpec, ...]:
 
 
 def _time_established() -> FieldSpec:
+    # int64 at the probe (TicksSinceEpoch<seconds>, "-8@" in the real bitcoind's notes);
+    # the reference doc says uint64.
     return FieldSpec(
         "time_established",
-        Kind.U64,
+        Kind.I64,
         "When the connection was established (TicksSinceEpoch<seconds>(m_connected)).",
         unit="s since UNIX epoch",
     )
@@ -324,8 +328,10 @@ EVENTS: tuple[EventSpec, ...] = (
             FieldSpec("height", Kind.I32, "Block height."),
             FieldSpec("transactions", Kind.U64, "Transactions in the block.", unit="count"),
             FieldSpec("inputs", Kind.I32, "Inputs in the block, coinbase included.", "count"),
-            FieldSpec("sigops", Kind.U64, "Signature operation cost of the block.", "sigop cost"),
-            FieldSpec("duration_ns", Kind.U64, "Time to connect the block.", unit="ns"),
+            # sigops and duration are int64 at the probe ("-8@" in the real bitcoind's
+            # notes); the reference doc says uint64.
+            FieldSpec("sigops", Kind.I64, "Signature operation cost of the block.", "sigop cost"),
+            FieldSpec("duration_ns", Kind.I64, "Time to connect the block.", unit="ns"),
         ),
         notes=("duration was in microseconds before v29 (bitcoin#29877)",),
     ),

@@ -46,13 +46,15 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     # peer id, addr, conn type, network, existing connections
     "net:inbound_connection": ("int64", "ptr", "ptr", "uint32", "uint64"),
     "net:outbound_connection": ("int64", "ptr", "ptr", "uint32", "uint64"),
-    # peer id, addr, conn type, network, time established
-    "net:evicted_inbound_connection": ("int64", "ptr", "ptr", "uint32", "uint64"),
-    "net:closed_connection": ("int64", "ptr", "ptr", "uint32", "uint64"),
+    # peer id, addr, conn type, network, time established (the doc says uint64; the real
+    # bitcoind passes int64, "-8@", and the emulator follows it)
+    "net:evicted_inbound_connection": ("int64", "ptr", "ptr", "uint32", "int64"),
+    "net:closed_connection": ("int64", "ptr", "ptr", "uint32", "int64"),
     # peer id, reason
     "net:misbehaving_connection": ("int64", "ptr"),
-    # hash, height, transactions, inputs, sigops, duration ns
-    "validation:block_connected": ("ptr", "int32", "uint64", "int32", "uint64", "uint64"),
+    # hash, height, transactions, inputs, sigops, duration ns (sigops and duration: the doc
+    # says uint64; the real bitcoind passes int64, "-8@", and the emulator follows it)
+    "validation:block_connected": ("ptr", "int32", "uint64", "int32", "int64", "int64"),
     # duration us, mode, coins, memory, for prune
     "utxocache:flush": ("int64", "uint32", "uint64", "uint64", "bool"),
     # txid, index, height, value, coinbase

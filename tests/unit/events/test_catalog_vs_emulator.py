@@ -36,20 +36,12 @@ EXPECTED_ARG: dict[Kind, tuple[int, bool]] = {
     Kind.PAYLOAD: (8, False),
 }
 
-# Arguments whose documented type and the type at Core's call site differ in sign only.
-# Reference doc section 1.2: block_connected argument 5 is "uint64 (an int64_t in the
-# code)". The real bitcoind (d84fc352, tests/realnode/test_real_probes.py) shows three
-# more the doc calls uint64 but Core passes as int64 (-8@): block_connected's duration
-# and closed/evicted connections' time_established (TicksSinceEpoch<seconds>). The BPF
-# copies the 8 bytes either way and Avro stores them as a long with the same bits, so
-# every value Core can pass (durations and epoch seconds are never negative) arrives
-# unchanged; both encodings are accepted.
-SIGN_MAY_DIFFER: set[tuple[str, str]] = {
-    ("validation:block_connected", "sigops"),
-    ("validation:block_connected", "duration_ns"),
-    ("net:closed_connection", "time_established"),
-    ("net:evicted_inbound_connection", "time_established"),
-}
+# Arguments whose catalogue kind and the type at Core's call site may differ in sign only
+# (none today, so the check is exact). The four the reference doc calls uint64 but Core
+# passes as int64 ("-8@" in the real bitcoind d84fc352, tests/realnode/test_real_probes.py):
+# block_connected's sigops and duration and closed/evicted connections' time_established
+# (TicksSinceEpoch<seconds>) are catalogued as int64, so they are checked exactly too.
+SIGN_MAY_DIFFER: set[tuple[str, str]] = set()
 
 WALLET_SUBSYSTEM = "coin_selection"
 
@@ -139,8 +131,10 @@ def test_the_compatibility_check_catches_mismatches() -> None:
     assert compatible(block, 1, ProbeArg.parse("4@%r13d")) is not None
     assert compatible(block, 1, ProbeArg.parse("-8@%r13")) is not None
     assert compatible(block, 0, ProbeArg.parse("8@%rdi")) is None  # hash pointer
-    assert compatible(block, 4, ProbeArg.parse("-8@%r8")) is None  # sigops: either sign
-    assert compatible(block, 5, ProbeArg.parse("-8@%r9")) is None  # duration: either sign
+    assert compatible(block, 4, ProbeArg.parse("-8@%r8")) is None  # sigops: int64
+    assert compatible(block, 4, ProbeArg.parse("8@%r8")) is not None
+    assert compatible(block, 5, ProbeArg.parse("-8@%r9")) is None  # duration: int64
+    assert compatible(block, 5, ProbeArg.parse("8@%r9")) is not None
     assert compatible(block, 2, ProbeArg.parse("-8@%rax")) is not None  # transactions: u64
     assert compatible(flush, 4, ProbeArg.parse("1@%r8b")) is None  # bool
     assert compatible(flush, 4, ProbeArg.parse("4@%r8d")) is not None
