@@ -31,8 +31,11 @@ KEEP_ENV = {"TRACEBRIDGE_CACHE_DIR", "TRACEBRIDGE_TEST_BOOTSTRAP"}
 
 
 def _bpf_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to load BPF programs"
+    from bridge.sources.usdt.privileges import effective_mask, missing_capabilities
+
+    missing = missing_capabilities(effective_mask())
+    if missing:
+        return f"needs root or {', '.join(c.name for c in missing)} to load BPF programs"
     if importlib.util.find_spec("bcc") is None:
         return "needs Debian's python3-bpfcc in a --system-site-packages venv"
     if not Path(f"/lib/modules/{os.uname().release}/build").exists():

@@ -20,7 +20,6 @@ counters for the next session (or free the maps).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -29,6 +28,7 @@ from bridge.errors import BpfLoadError
 from bridge.events.bpf_header import handler_name
 from bridge.events.spec import EventSpec
 from bridge.sources.usdt.loaded_program import KernelCounts, LoadedProgram
+from bridge.sources.usdt.privileges import check_privileges
 from bridge.sources.usdt.process import NodeProcess
 from bridge.sources.usdt.program import ProgramOptions
 from bridge.sources.usdt.ring import RingReader
@@ -49,15 +49,6 @@ def _import_bcc() -> Any:
             "tracebridge from a venv created with --system-site-packages"
         ) from None
     return bcc
-
-
-def check_privileges() -> None:
-    """Fail early with a clear message instead of BCC's 'Permission denied'."""
-    if os.geteuid() != 0:
-        raise BpfLoadError(
-            "USDT tracing loads eBPF programs: run as root, or grant CAP_BPF, CAP_PERFMON "
-            "and CAP_SYS_RESOURCE (see deploy/)"
-        )
 
 
 def _addsem_call() -> Any:

@@ -24,6 +24,7 @@ from bridge.events.envelope import SourceKind
 from bridge.events.spec import EventSpec
 from bridge.ledger import SourceCounts, Stream
 from bridge.sources.usdt.elf_notes import read_usdt_probes
+from bridge.sources.usdt.privileges import check_privileges
 from bridge.sources.usdt.process import (
     NodeProcess,
     process_by_binary,
@@ -131,6 +132,9 @@ class UsdtSource:
     def __init__(self, config: UsdtSourceConfig) -> None:
         if config.pid is None and config.pidfile is None and config.binary is None:
             raise NodeNotFoundError("say which node to trace: --pid, --pidfile or --binary")
+        # Before Kafka is set up, and before the node is looked for: without
+        # CAP_SYS_PTRACE another user's node would merely seem not to exist.
+        check_privileges()
         self.config = config
         self.reattach = config.reattach
         self.poll_interval_s = config.poll_interval_ms / 1000
