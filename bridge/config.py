@@ -255,6 +255,24 @@ class KafkaConfig(_Model):
         return self
 
 
+class MetricsConfig(_Model):
+    """The Prometheus endpoint (off unless a port is given)."""
+
+    port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics on this port (/metrics); unset: no endpoint. "
+        "0 picks a free port (logged).",
+    )
+    address: str = Field(
+        "0.0.0.0",  # noqa: S104  # like node_exporter: Prometheus scrapes from elsewhere
+        min_length=1,
+        description="Address the metrics endpoint listens on (0.0.0.0: every interface, "
+        "as node_exporter does; 127.0.0.1 keeps it local).",
+    )
+
+
 class BridgeSettings(BaseSettings):
     """Everything `tracebridge run` needs."""
 
@@ -281,6 +299,7 @@ class BridgeSettings(BaseSettings):
     heartbeat_interval_s: float = Field(
         5.0, gt=0, description="How often the ledger is written to <prefix>.bridge."
     )
+    metrics: MetricsConfig = Field(default_factory=lambda: MetricsConfig())
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from bridge.codec.registry import RegistryConfig
-from bridge.config import BridgeSettings, IpcSourceConfig, KafkaConfig, UsdtSourceConfig
+from bridge.config import (
+    BridgeSettings,
+    IpcSourceConfig,
+    KafkaConfig,
+    MetricsConfig,
+    UsdtSourceConfig,
+)
 from bridge.events.avro_schema import STABILITY_PROPERTY
 from bridge.events.catalog import ALL_EVENTS
 from bridge.events.envelope import DEAD_LETTER_SCHEMA, HEARTBEAT_SCHEMA
@@ -29,6 +35,7 @@ SECTIONS: tuple[tuple[type[BaseModel], str], ...] = (
     (IpcSourceConfig, "ipc"),
     (KafkaConfig, "kafka"),
     (RegistryConfig, "registry"),
+    (MetricsConfig, "metrics"),
 )
 
 BEGIN = "<!-- BEGIN GENERATED: {name} (tracebridge gen) -->"

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from time import time_ns
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from bridge.codec import _native
 from bridge.config import KafkaConfig
 from bridge.events.envelope import LossStage
+from bridge.metrics.latency import LatencyBuckets
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,8 @@ class KafkaSink:
         self._report_loss: LossReporter | None = None
         self.bridge_records_failed = 0
         self._last_error_log = 0.0
+        # Set (before a session starts) to observe each record's delivery latency.
+        self.latency: LatencyBuckets | None = None
 
     # ---------------------------------------------------------------- session
     def start_session(self, routes: dict[int, Route], report_loss: LossReporter) -> None:
@@ -103,10 +108,32 @@ class KafkaSink:
 
     def _delivery_callback(self, tp_id: int) -> Callable[[KafkaError | None, Message], None]:
         acked = self.acked
+        if self.latency is not None:
+            return self._timed_delivery_callback(tp_id, self.latency)
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is None:
                 acked[tp_id] += 1
+            else:
+                self._failed(tp_id, error)
+
+        return on_delivery
+
+    def _timed_delivery_callback(
+        self, tp_id: int, latency: LatencyBuckets
+    ) -> Callable[[KafkaError | None, Message], None]:
+        """The callback with the delivery latency observed (metrics on): the body of
+        :meth:`LatencyBuckets.observe_ms` inlined, every name bound in the closure."""
+        acked, bounds, counts, sum_ms = self.acked, latency.bounds, latency.counts, latency.sum_ms
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                acked[tp_id] += 1
+                elapsed = time_ns() // 1_000_000 - message.timestamp()[1]
+                if elapsed < 0:  # the wall clock stepped back
+                    elapsed = 0
+                counts[bisect_left(bounds, elapsed)] += 1
+                sum_ms[0] += elapsed
             else:
                 self._failed(tp_id, error)
 

@@ -1,0 +1,73 @@
+"""Scraping the bridge's Prometheus endpoint over HTTP, as Prometheus does (tests only)."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from bridge.events.envelope import SourceKind
+from bridge.ledger import StreamLedger
+from bridge.metrics.state import BridgeMetrics
+
+
+def scrape_text(port: int, host: str = "127.0.0.1") -> str:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text: str = response.read().decode()
+    return text
+
+
+def samples(text: str) -> list[Sample]:
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The one sample named ``name`` whose labels include ``labels``."""
+    found = [
+        s.value
+        for s in samples(text)
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    assert len(found) == 1, (name, labels, found)
+    return found[0]
+
+
+class RingedSession:
+    """A session with rings, as the USDT source's sessions have."""
+
+    def ring_fill(self) -> list[tuple[str, int, int]]:
+        return [("net", 1024, 16 * 1024 * 1024), ("mempool", 0, 4 * 1024 * 1024)]
+
+
+def populated_metrics(node: str = "n1") -> BridgeMetrics:
+    """Metrics with every family holding samples: two USDT sessions (one running), an
+    IPC reconnect, books with losses at every stage, delivered records."""
+    metrics = BridgeMetrics(node, lambda: 12)
+    for session_id in ("s1", "s2"):
+        metrics.session_started(SourceKind.USDT, RingedSession(), 140_000_000)
+        metrics.observe_books(
+            SourceKind.USDT,
+            session_id,
+            [
+                StreamLedger(
+                    stream="net:inbound_message",
+                    fired=100,
+                    captured=90,
+                    produced=88,
+                    acked=85,
+                    dead_lettered=2,
+                    last_seq=100,
+                    lost={"kernel": 10, "bridge": 2, "producer": 1, "node": 0},
+                )
+            ],
+        )
+    metrics.session_started(SourceKind.IPC, object(), None)
+    metrics.session_ended()
+    metrics.session_started(SourceKind.IPC, object(), None)
+    metrics.latency.observe_ms(0)
+    metrics.session_ended()
+    metrics.session_started(SourceKind.USDT, RingedSession(), 90_000_000)
+    return metrics
