@@ -28,6 +28,7 @@ from bridge.cli.main import main
 from bridge.codec.registry import RegistryConfig
 from bridge.config import BridgeSettings, load_settings
 from bridge.resources import REPO_ROOT
+from bridge.sources.usdt.privileges import USDT_CAPABILITIES
 
 yaml = pytest.importorskip("yaml", reason="PyYAML comes with Debian's docker-compose")
 
@@ -152,7 +153,8 @@ def test_ports_and_versions_come_from_the_environment() -> None:
 def test_bridge_has_the_privileges_usdt_needs() -> None:
     bridge = compose_config(BITCOIND_BINARY="/opt/bitcoin/bin/bitcoind")["services"]["bridge"]
     assert bridge["pid"] == "host"
-    assert {"BPF", "PERFMON", "SYS_RESOURCE"} <= set(bridge["cap_add"])
+    # Exactly these, and how they reach tracebridge: tests/deploy/test_least_privilege.py
+    assert {c.short_name for c in USDT_CAPABILITIES} <= set(bridge["cap_add"])
     mounts = {}
     for volume in bridge["volumes"]:
         source, target, mode = volume.split(":")
@@ -228,11 +230,7 @@ def _unit() -> configparser.ConfigParser:
 def test_systemd_unit_settings() -> None:
     service = _unit()["Service"]
     assert service["User"] not in ("", "root")
-    assert set(service["AmbientCapabilities"].split()) == {
-        "CAP_BPF",
-        "CAP_PERFMON",
-        "CAP_SYS_RESOURCE",
-    }
+    assert set(service["AmbientCapabilities"].split()) == {c.name for c in USDT_CAPABILITIES}
     assert service["Restart"] == "on-failure"
     argv = shlex.split(service["ExecStart"])
     assert argv[0].endswith("/bin/tracebridge")
