@@ -48,6 +48,10 @@ COMPOSE_VARIABLES = (
     "NODE_ID",
     "TOPIC_PREFIX",
     "REGISTRY_URL",
+    "PROMETHEUS_VERSION",
+    "PROMETHEUS_PORT",
+    "GRAFANA_VERSION",
+    "GRAFANA_PORT",
 )
 
 needs_compose = pytest.mark.skipif(
@@ -123,7 +127,7 @@ def setting_exists(env_name: str) -> bool:
 def test_services_and_defaults() -> None:
     config = compose_config()
     services = config["services"]
-    assert set(services) == {"kafka", "registry", "bridge", "consumer"}
+    assert set(services) == {"kafka", "registry", "bridge", "consumer", "prometheus", "grafana"}
     assert services["kafka"]["image"] == "apache/kafka:4.3.1"
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["registry"]["image"] == "apicurio/apicurio-registry:3.3.3"
@@ -136,13 +140,18 @@ def test_services_and_defaults() -> None:
 @needs_compose
 def test_ports_and_versions_come_from_the_environment() -> None:
     config = compose_config(
-        KAFKA_PORT="29092", REGISTRY_PORT="28081", KAFKA_VERSION="4.2.1", APICURIO_VERSION="3.3.2"
+        KAFKA_PORT="29092",
+        REGISTRY_PORT="28081",
+        KAFKA_VERSION="4.2.1",
+        APICURIO_VERSION="3.3.2",
+        PROMETHEUS_PORT="29090",
+        GRAFANA_PORT="23000",
     )
     services = config["services"]
     assert services["kafka"]["image"] == "apache/kafka:4.2.1"
     assert services["registry"]["image"] == "apicurio/apicurio-registry:3.3.2"
     published = {str(p["published"]) for s in services.values() for p in s.get("ports", [])}
-    assert published == {"29092", "28081"}
+    assert published == {"29092", "28081", "29090", "23000"}
     assert (
         "EXTERNAL://localhost:29092"
         in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
