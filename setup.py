@@ -11,6 +11,7 @@ setup(
                 "bridge/codec/encode.c",
                 "bridge/codec/ring.c",
                 "bridge/codec/capnp.c",
+                "bridge/codec/redact.c",
             ],
             depends=["bridge/codec/native.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],

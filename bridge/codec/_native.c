@@ -41,6 +41,8 @@ static void Encoder_dealloc(Encoder *self)
         PyMem_Free(self->sequences[i].name);
         capnp_list_free(self->lists[i]);
     }
+    for (int i = 0; i < self->redaction.n_types; i++) PyMem_Free(self->redaction.types[i]);
+    memset(&self->redaction, 0, sizeof(self->redaction)); /* the key's HMAC states */
     PyMem_Free(self->session_enc);
     PyMem_Free(self->out);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -118,8 +120,9 @@ static int parse_field(Field *f, PyObject *row, uint32_t fixed_size, Py_ssize_t 
 {
     PyObject *enum_values;
     const char *name;
-    if (!PyArg_ParseTuple(row, "iIIpiOs", &f->kind, &f->offset, &f->size, &f->hex,
-                          &f->length_index, &enum_values, &name))
+    f->type_index = -1;
+    if (!PyArg_ParseTuple(row, "iIIpiOs|pi", &f->kind, &f->offset, &f->size, &f->hex,
+                          &f->length_index, &enum_values, &name, &f->address, &f->type_index))
         return -1;
     snprintf(f->name, sizeof(f->name), "%s", name);
     if (f->kind < K_I32 || f->kind > K_PAYLOAD) {
@@ -132,6 +135,14 @@ static int parse_field(Field *f, PyObject *row, uint32_t fixed_size, Py_ssize_t 
     }
     if (f->kind == K_PAYLOAD && (f->length_index < 0 || f->length_index >= n_fields)) {
         PyErr_Format(PyExc_ValueError, "field %s: bad length index", name);
+        return -1;
+    }
+    if (f->address && (f->kind != K_CSTR || enum_values != Py_None)) {
+        PyErr_Format(PyExc_ValueError, "field %s: only plain strings can be addresses", name);
+        return -1;
+    }
+    if (f->type_index >= n_fields || (f->type_index >= 0 && f->kind != K_PAYLOAD)) {
+        PyErr_Format(PyExc_ValueError, "field %s: bad message type index", name);
         return -1;
     }
     if (enum_values == Py_None) return 0;
@@ -551,6 +562,79 @@ static PyObject *Encoder_reject_next(Encoder *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(seq);
 }
 
+/* ------------------------------------------------------------------ privacy */
+
+PyDoc_STRVAR(set_redaction_doc,
+"set_redaction(mode, key, keep_port, ipv4_bits, ipv6_bits, withheld_types)\n\n"
+"Redact every address field from now on (mode 1: keyed hash with key, 2: network\n"
+"prefix; 0: off), and withhold the payload of the message types in withheld_types\n"
+"(their bytes carry addresses). See redact.c for the forms written.");
+
+static PyObject *Encoder_set_redaction(Encoder *self, PyObject *args)
+{
+    int mode, keep_port, v4, v6;
+    Py_buffer key;
+    PyObject *types;
+    if (!PyArg_ParseTuple(args, "iy*piiO", &mode, &key, &keep_port, &v4, &v6, &types)) return NULL;
+    PyObject *seq = PySequence_Fast(types, "withheld_types must be a sequence");
+    int bad = !seq || mode < REDACT_NONE || mode > REDACT_TRUNCATE || v4 < 0 || v4 > 32 ||
+              v6 < 0 || v6 > 128 || (mode == REDACT_HASH && key.len == 0) ||
+              PySequence_Fast_GET_SIZE(seq) > MAX_WITHHELD_TYPES;
+    if (bad) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "bad redaction: mode 0-2, a key for mode 1, "
+                                              "ipv4_bits 0-32, ipv6_bits 0-128, at most 8 types");
+        Py_XDECREF(seq);
+        PyBuffer_Release(&key);
+        return NULL;
+    }
+    Redaction *red = &self->redaction;
+    for (int i = 0; i < red->n_types; i++) PyMem_Free(red->types[i]);
+    memset(red, 0, sizeof(*red));
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        Py_ssize_t len;
+        const char *name = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, i), &len);
+        char *copy = name ? PyMem_Malloc((size_t)len + 1) : NULL;
+        if (!copy) {
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            Py_DECREF(seq);
+            PyBuffer_Release(&key);
+            return NULL;
+        }
+        memcpy(copy, name, (size_t)len + 1);
+        red->types[red->n_types++] = copy;
+    }
+    Py_DECREF(seq);
+    redaction_set_key(red, key.buf, (size_t)key.len);
+    PyBuffer_Release(&key);
+    red->keep_port = keep_port;
+    red->v4_bits = v4;
+    red->v6_bits = v6;
+    red->mode = mode; /* last: a half-set redaction is never in use */
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(redact_address_doc,
+"redact_address(address) -> str\n\n"
+"What an address field carries under the current redaction (the address itself when\n"
+"it is off); for addresses in records that Python encodes (IPC snapshots).");
+
+static PyObject *Encoder_redact_address(Encoder *self, PyObject *arg)
+{
+    Py_ssize_t len;
+    const char *a = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!a) return NULL;
+    if (!self->redaction.mode) return PyUnicode_FromStringAndSize(a, len);
+    char out[REDACTED_MAX];
+    size_t n = redact_address(&self->redaction, (const unsigned char *)a, (size_t)len, out);
+    return PyUnicode_FromStringAndSize(out, (Py_ssize_t)n);
+}
+
+static PyObject *Encoder_redaction_mode(Encoder *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(self->redaction.mode);
+}
+
 static PyObject *Encoder_configure_capnp_list(Encoder *self, PyObject *args)
 {
     return capnp_configure(self, args);
@@ -589,6 +673,10 @@ static PyMethodDef Encoder_methods[] = {
     {"encode_values", (PyCFunction)Encoder_encode_values, METH_VARARGS, encode_values_doc},
     {"encode_body", (PyCFunction)Encoder_encode_body, METH_VARARGS, encode_body_doc},
     {"reject_next", (PyCFunction)Encoder_reject_next, METH_VARARGS, reject_next_doc},
+    {"set_redaction", (PyCFunction)Encoder_set_redaction, METH_VARARGS, set_redaction_doc},
+    {"redact_address", (PyCFunction)Encoder_redact_address, METH_O, redact_address_doc},
+    {"redaction_mode", (PyCFunction)Encoder_redaction_mode, METH_NOARGS,
+     "redaction_mode() -> 0 (off), 1 (hash) or 2 (truncate)"},
     {"configure_capnp_list", (PyCFunction)Encoder_configure_capnp_list, METH_VARARGS,
      configure_capnp_list_doc},
     {"encode_capnp_list", (PyCFunction)Encoder_encode_capnp_list, METH_VARARGS,

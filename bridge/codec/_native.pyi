@@ -4,8 +4,9 @@ from collections.abc import Sequence
 
 from typing_extensions import Buffer
 
-FieldRow = tuple[int, int, int, bool, int, tuple[int, ...] | tuple[str, ...] | None, str]
-# (kind, ring offset, ring size, display hex, index of the length field, enum values, name)
+FieldRow = tuple[int, int, int, bool, int, tuple[int, ...] | tuple[str, ...] | None, str, bool, int]
+# (kind, ring offset, ring size, display hex, index of the length field, enum values, name,
+#  a peer address, index of a payload's message type field or -1); the last two optional
 Encoded = tuple[int, bytes, int]  # (tp_id, Avro single-object value, event time in ms)
 Rejected = tuple[int, int, bytes, str]  # (tp_id or -1, seq or -1, raw record, reason)
 
@@ -39,6 +40,17 @@ class Encoder:
     ) -> tuple[list[Encoded], list[Rejected]]: ...
     def encode_body(self, tp_id: int, mono_ns: int, node_lost: int, body: bytes) -> Encoded: ...
     def reject_next(self, tp_id: int, node_lost: int) -> int: ...
+    def set_redaction(
+        self,
+        mode: int,
+        key: bytes,
+        keep_port: bool,
+        ipv4_bits: int,
+        ipv6_bits: int,
+        withheld_types: Sequence[str],
+    ) -> None: ...
+    def redact_address(self, address: str, /) -> str: ...
+    def redaction_mode(self) -> int: ...
     def configure_capnp_list(
         self,
         list_id: int,

@@ -99,7 +99,7 @@ size_t worst_case(const RecordType *t, const Value *values)
     for (Py_ssize_t i = 0; i < t->n_fields; i++) {
         const Field *f = &t->fields[i];
         n += 12 + values[i].len + (f->kind == K_HASH32 ? 34 + 66 : 0) +
-             (f->n_enum ? values[i].len + 12 : 0);
+             (f->n_enum ? values[i].len + 12 : 0) + (f->address ? REDACTED_MAX : 0);
     }
     return n;
 }
@@ -210,7 +210,19 @@ int write_record(Encoder *enc, const RecordType *t, int64_t seq, uint64_t mono_n
     n += put_long(o + n, (int64_t)wall);
     n += put_long(o + n, (int64_t)lost_before);
     for (int k = 0; k < N_STAGES; k++) n += put_long(o + n, (int64_t)s->lost[k]);
-    for (Py_ssize_t i = 0; i < t->n_fields; i++) n += write_field(o + n, &t->fields[i], values, i);
+    Redaction *red = &enc->redaction;
+    for (Py_ssize_t i = 0; i < t->n_fields; i++) {
+        const Field *f = &t->fields[i];
+        if (red->mode && f->address) {
+            char redacted[REDACTED_MAX];
+            n += put_bytes(o + n, redacted, redact_address(red, values[i].p, values[i].len, redacted));
+        } else if (red->mode && f->type_index >= 0 && payload_withheld(red, &values[f->type_index])) {
+            o[n++] = 0; /* no bytes; msg_truncated says there were some */
+            o[n++] = values[f->length_index].i != 0 ? 1 : 0;
+        } else {
+            n += write_field(o + n, f, values, i);
+        }
+    }
     r->len = n;
     r->ts_ms = (int64_t)wall / 1000000;
     return 0;

@@ -38,6 +38,9 @@ typedef struct {
     Py_ssize_t n_enum;   /* 0: not an enum */
     int64_t *enum_ints;  /* integer enum values in symbol order (symbol index - 1) */
     char **enum_strs;    /* string enum values in symbol order */
+    int address;         /* a peer address: redacted when the encoder's Redaction is on */
+    int type_index;      /* PAYLOAD: index of the message type field (-1: none); some
+                          * types' payloads carry addresses and are withheld (Redaction) */
     char name[64];
 } Field;
 
@@ -62,6 +65,39 @@ typedef struct {
     Py_ssize_t prefix_len;
 } RecordType;
 
+/* ---- redaction (redact.c): privacy.peer_addr ---- */
+enum redact_mode { REDACT_NONE = 0, REDACT_HASH, REDACT_TRUNCATE };
+#define MAX_WITHHELD_TYPES 8
+#define REDACTED_MAX 128 /* longest redacted address written (hash or prefix, and a port) */
+
+typedef struct {
+    uint32_t h[8];
+    uint64_t total;
+    unsigned char buf[64];
+    size_t used;
+} Sha256;
+
+/* A node talks to a few hundred peers, each sending many messages: the last result
+ * per slot (direct-mapped on a hash of the address) spares most records the HMAC. */
+#define REDACT_CACHE_SLOTS 512
+#define REDACT_CACHE_KEY_MAX 72 /* longer addresses (IPC text) are not cached */
+
+typedef struct {
+    uint8_t in_len, out_len; /* in_len 0: empty slot (an empty address is not cached) */
+    unsigned char in[REDACT_CACHE_KEY_MAX];
+    char out[REDACTED_MAX];
+} RedactCacheEntry;
+
+typedef struct {
+    int mode;
+    int keep_port;
+    int v4_bits, v6_bits;
+    Sha256 inner, outer; /* HMAC-SHA256 after the key's ipad / opad block */
+    int n_types;
+    char *types[MAX_WITHHELD_TYPES]; /* message types whose payload is withheld */
+    RedactCacheEntry cache[REDACT_CACHE_SLOTS];
+} Redaction;
+
 typedef struct {
     PyObject_HEAD
     Sequence sequences[MAX_IDS];
@@ -72,6 +108,7 @@ typedef struct {
     unsigned char *out;
     size_t out_cap;
     struct CapnpList *lists[MAX_IDS]; /* Cap'n Proto list readers (capnp.c) */
+    Redaction redaction;
 } Encoder;
 
 /* One field's value, whatever the input path. Integers are sign- or zero-extended into
@@ -142,6 +179,12 @@ int encode_next(Encoder *enc, int tp_id, uint64_t mono_ns, uint64_t node_lost,
 void skip_lost(Sequence *s, uint64_t count, int stage);
 int ensure_out(Encoder *enc, size_t need);
 size_t worst_case(const RecordType *t, const Value *values);
+
+/* ---- redact.c ---- */
+void redaction_set_key(Redaction *red, const unsigned char *key, size_t len);
+/* Write the redacted form of address a into o (at least REDACTED_MAX bytes). */
+size_t redact_address(Redaction *red, const unsigned char *a, size_t len, char *o);
+int payload_withheld(const Redaction *red, const Value *type);
 
 /* ---- ring.c ---- */
 int process_ring_record(Encoder *enc, const unsigned char *rec, size_t len, Result *r);

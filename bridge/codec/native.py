@@ -14,6 +14,7 @@ from bridge.codec.single_object import SchemaStore
 from bridge.events.avro_schema import event_schema, full_name
 from bridge.events.layout import RecordLayout, compute_layout
 from bridge.events.spec import EventSpec, Kind
+from bridge.privacy.apply import MESSAGE_TYPE_FIELD
 
 # Must match `enum kind` in _native.c; tests/unit/codec checks every kind end to end.
 NATIVE_KIND: dict[Kind, int] = {
@@ -31,7 +32,9 @@ Encoder = _native.Encoder
 
 
 def field_rows(layout: RecordLayout) -> list[_native.FieldRow]:
-    """One row per catalogue field, in Avro (= catalogue) order."""
+    """One row per catalogue field, in Avro (= catalogue) order. The last two say
+    which fields privacy.peer_addr concerns: an address, and a payload's message type
+    (whose payload is withheld for types that carry addresses)."""
     names = [f.name for f in layout.spec.fields]
     rows: list[_native.FieldRow] = []
     for field_spec in layout.spec.fields:
@@ -47,6 +50,9 @@ def field_rows(layout: RecordLayout) -> list[_native.FieldRow]:
                 enum_values = tuple(str(v) for v in raw)
             else:
                 enum_values = tuple(int(v) for v in raw)
+        type_index = -1
+        if field_spec.kind is Kind.PAYLOAD and MESSAGE_TYPE_FIELD in names:
+            type_index = names.index(MESSAGE_TYPE_FIELD)
         rows.append(
             (
                 NATIVE_KIND[field_spec.kind],
@@ -56,6 +62,8 @@ def field_rows(layout: RecordLayout) -> list[_native.FieldRow]:
                 length_index,
                 enum_values,
                 field_spec.name,
+                field_spec.address,
+                type_index,
             )
         )
     return rows

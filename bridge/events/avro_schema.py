@@ -32,6 +32,15 @@ from bridge.events.envelope import (
 from bridge.events.spec import EnumSpec, EventSpec, FieldSpec, Kind
 
 STABILITY_PROPERTY = "tracebridge.stability"
+# On a field holding a peer address: the setting that may have redacted it.
+REDACTION_PROPERTY = "tracebridge.redaction"
+REDACTION_SETTING = "privacy.peer_addr"
+_REDACTED_TEXT = (
+    " Redacted when privacy.peer_addr is set: 'hmac-sha256=' + 32 hex digits (hash: "
+    "HMAC-SHA256 of the host under the operator's key, first 16 bytes) or the network "
+    "'a.b.c.0/24', '[2001:db8:1::]/48', '[fc00::]/8' (CJDNS), '*.onion', '*.i2p', '*' "
+    "(truncate); ':port' follows only with privacy.keep_port."
+)
 
 _PRIMITIVE: dict[Kind, str] = {
     Kind.I32: "int",
@@ -54,6 +63,8 @@ def _doc(spec: FieldSpec) -> str:
         doc += f" At most {spec.max_len} characters are kept ({spec.bound_provenance})."
     if spec.kind is Kind.U64:
         doc += " Unsigned 64-bit at the probe, stored with the same bits."
+    if spec.address and spec.kind is not Kind.DATA:
+        doc += _REDACTED_TEXT
     return doc
 
 
@@ -85,6 +96,8 @@ def avro_fields(spec: FieldSpec, defined: set[str]) -> list[dict[str, Any]]:
     base: dict[str, Any] = {"name": spec.name, "doc": _doc(spec)}
     if spec.unit:
         base["tracebridge.unit"] = spec.unit
+    if spec.address:
+        base[REDACTION_PROPERTY] = REDACTION_SETTING
     if spec.kind is Kind.HASH32:
         return [
             {**base, "type": _hash_schema(defined)},

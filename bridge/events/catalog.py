@@ -129,6 +129,7 @@ def _peer_addr() -> FieldSpec:
         "Peer address and port (m_addr_name).",
         max_len=PEER_ADDR_MAX,
         bound_provenance="Tor v3 onion (62) + ':port' (6); hostnames may be longer and are cut",
+        address=True,
     )
 
 
@@ -208,7 +209,9 @@ def _message_fields() -> tuple[FieldSpec, ...]:
         FieldSpec(
             "msg",
             Kind.PAYLOAD,
-            "Message payload, captured up to the configured limit (see msg_truncated).",
+            "Message payload, captured up to the configured limit (see msg_truncated). "
+            "Empty for version, addr and addrv2 when privacy.peer_addr redacts addresses "
+            "(their payloads hold addresses).",
             max_len=MAX_PAYLOAD,
             bound_provenance="MAX_PROTOCOL_MESSAGE_LENGTH",
             length_of="msg_size",
@@ -655,7 +658,7 @@ PEER = RecordSpec(
     doc="One connected peer, from Node.getNodesStats (CNodeStats).",
     fields=(
         FieldSpec("peer_id", Kind.I64, "Peer id (nodeid)."),
-        FieldSpec("addr", Kind.TEXT, "Address and port (addrName)."),
+        FieldSpec("addr", Kind.TEXT, "Address and port (addrName).", address=True),
         FieldSpec("inbound", Kind.BOOL, "True for an inbound connection."),
         FieldSpec("conn_type", Kind.I32, "Connection type.", enum=CONNECTION_TYPE_CODE),
         FieldSpec("network", Kind.I32, "Network the peer is reached through.", enum=NETWORK),
@@ -680,7 +683,12 @@ BAN_ENTRY = RecordSpec(
     name="BanEntry",
     doc="One ban, from Node.getBanned: the serialized CSubNet and CBanEntry.",
     fields=(
-        FieldSpec("subnet", Kind.DATA, "Serialized CSubNet."),
+        FieldSpec(
+            "subnet",
+            Kind.DATA,
+            "Serialized CSubNet. Empty when privacy.peer_addr redacts addresses.",
+            address=True,
+        ),
         FieldSpec("entry", Kind.DATA, "Serialized CBanEntry (creation time, ban until)."),
     ),
 )

@@ -59,6 +59,9 @@ USDT_KINDS = frozenset(
 )
 
 
+# What an address can be stored as (privacy.peer_addr redacts text, withholds data).
+_ADDRESS_KINDS = frozenset({Kind.CSTR, Kind.TEXT, Kind.DATA})
+
 # Size in the ring record and the C type used in the generated struct.
 SCALAR_C_TYPES: dict[Kind, tuple[int, str]] = {
     Kind.I32: (4, "__s32"),
@@ -115,6 +118,7 @@ class FieldSpec:
     enum: EnumSpec | None = None
     length_of: str | None = None
     items: RecordSpec | None = None  # LIST: the nested record of each element
+    address: bool = False  # a peer's address: redacted under privacy.peer_addr
 
     def __post_init__(self) -> None:
         if self.kind is Kind.LIST and self.items is None:
@@ -123,6 +127,8 @@ class FieldSpec:
             raise ValueError(f"C string field {self.name!r} needs max_len")
         if self.kind is Kind.PAYLOAD and self.length_of is None:
             raise ValueError(f"payload field {self.name!r} needs length_of")
+        if self.address and (self.enum is not None or self.kind not in _ADDRESS_KINDS):
+            raise ValueError(f"address field {self.name!r} must be plain text or data")
         if self.enum is not None and self.kind not in (Kind.U32, Kind.I32, Kind.CSTR):
             raise ValueError(f"enum field {self.name!r} must be an integer or a C string")
 

@@ -1,0 +1,1 @@
+"""Peer-address redaction (``privacy.*``): what a honeynode may publish about its peers."""
