@@ -77,16 +77,24 @@ typedef struct {
     size_t used;
 } Sha256;
 
-/* A node talks to a few hundred peers, each sending many messages: the last result
- * per slot (direct-mapped on a hash of the address) spares most records the HMAC. */
-#define REDACT_CACHE_SLOTS 512
+/* A node talks to a few hundred peers, each sending many messages: recent results,
+ * 4-way set-associative on a hash of the address (a direct-mapped table thrashed on
+ * colliding peers), spare most records the HMAC. */
+#define REDACT_CACHE_SETS 256
+#define REDACT_CACHE_WAYS 4
 #define REDACT_CACHE_KEY_MAX 72 /* longer addresses (IPC text) are not cached */
+#define REDACT_CACHE_OUT_MAX 64 /* every redacted form fits (longest: ~52) */
 
 typedef struct {
     uint8_t in_len, out_len; /* in_len 0: empty slot (an empty address is not cached) */
     unsigned char in[REDACT_CACHE_KEY_MAX];
-    char out[REDACTED_MAX];
+    char out[REDACT_CACHE_OUT_MAX];
 } RedactCacheEntry;
+
+typedef struct {
+    RedactCacheEntry way[REDACT_CACHE_WAYS];
+    uint8_t next; /* the way a miss replaces (round robin) */
+} RedactCacheSet;
 
 typedef struct {
     int mode;
@@ -95,7 +103,7 @@ typedef struct {
     Sha256 inner, outer; /* HMAC-SHA256 after the key's ipad / opad block */
     int n_types;
     char *types[MAX_WITHHELD_TYPES]; /* message types whose payload is withheld */
-    RedactCacheEntry cache[REDACT_CACHE_SLOTS];
+    RedactCacheSet cache[REDACT_CACHE_SETS];
 } Redaction;
 
 typedef struct {

@@ -323,16 +323,23 @@ size_t redact_address(Redaction *red, const unsigned char *a, size_t len, char *
     if (len == 0 || len > REDACT_CACHE_KEY_MAX) return compute(red, a, len, o);
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++) h = (h ^ a[i]) * 16777619u;
-    RedactCacheEntry *e = &red->cache[h % REDACT_CACHE_SLOTS];
-    if (e->in_len == len && memcmp(e->in, a, len) == 0) {
-        memcpy(o, e->out, e->out_len);
-        return e->out_len;
+    RedactCacheSet *set = &red->cache[h % REDACT_CACHE_SETS];
+    for (int w = 0; w < REDACT_CACHE_WAYS; w++) {
+        const RedactCacheEntry *e = &set->way[w];
+        if (e->in_len == len && memcmp(e->in, a, len) == 0) {
+            memcpy(o, e->out, e->out_len);
+            return e->out_len;
+        }
     }
     size_t n = compute(red, a, len, o);
-    e->in_len = (uint8_t)len;
-    memcpy(e->in, a, len);
-    e->out_len = (uint8_t)n;
-    memcpy(e->out, o, n);
+    if (n <= REDACT_CACHE_OUT_MAX) {
+        RedactCacheEntry *e = &set->way[set->next];
+        set->next = (uint8_t)((set->next + 1) % REDACT_CACHE_WAYS);
+        e->in_len = (uint8_t)len;
+        memcpy(e->in, a, len);
+        e->out_len = (uint8_t)n;
+        memcpy(e->out, o, n);
+    }
     return n;
 }
 
