@@ -28,6 +28,7 @@ from bridge.config import BridgeSettings
 from bridge.events.avro_schema import event_schema, full_name
 from bridge.events.envelope import LossStage
 from bridge.ledger import SessionLedger, StreamLedger
+from bridge.privacy import apply as privacy
 from bridge.sinks.kafka.producer import Headers, KafkaSink, Route
 from bridge.sinks.kafka.topics import (
     admin_client,
@@ -97,6 +98,7 @@ class Bridge:
         self.on_books = on_books
         self.store: SchemaStore = committed_schemas()
         self.encoder = _native.Encoder()
+        self.redaction = privacy.redaction_of(settings.privacy)  # privacy.*: key read once
         kafka = settings.kafka
         payload_cap = max(settings.usdt.payload_capture_bytes, settings.ipc.max_payload_bytes)
         self.message_max_bytes = max(1_000_000, payload_cap + RECORD_OVERHEAD_BYTES)
@@ -156,6 +158,7 @@ class Bridge:
         self.encoder.set_session(
             settings.node_id, session.kind, session.session_id, wall_offset_ns()
         )
+        privacy.configure_encoder(self.encoder, self.redaction)  # before any record
         session.configure(self.encoder, self.store)
         self._sequence_of = {
             tp_id: stream.sequence for stream in session.streams for tp_id in stream.record_types
@@ -311,7 +314,8 @@ class Bridge:
             "seq": seq if seq >= 0 else None,
             "ts_wall_ns": time.time_ns(),
             "reason": reason,
-            "raw": raw,
+            # What the node sent may hold any peer address: redaction keeps none of it.
+            "raw": b"" if privacy.redacting(self.encoder) else raw,
         }
         value = self.store.encode(DEAD_LETTER_SCHEMA, record)
         topic = dead_letter_topic(self.settings.kafka.topic_prefix)

@@ -24,6 +24,7 @@ from pydantic_settings import (
 from bridge.codec.registry import RegistryConfig
 from bridge.errors import ConfigError
 from bridge.events.catalog import SUBSYSTEMS
+from bridge.privacy.settings import PrivacyConfig
 
 # Largest payload capture: the BPF scratch record must stay within one array-map value
 # (KMALLOC_MAX_SIZE, 4 MiB), and the verifier needs a power-of-two mask above the cap, so
@@ -296,6 +297,7 @@ class BridgeSettings(BaseSettings):
         description="Schema registry mode: Confluent wire format and registered schemas; "
         "without a url, Avro single-object encoding.",
     )
+    privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())
     heartbeat_interval_s: float = Field(
         5.0, gt=0, description="How often the ledger is written to <prefix>.bridge."
     )

@@ -27,6 +27,7 @@ from bridge.config import (
 from bridge.events.avro_schema import STABILITY_PROPERTY
 from bridge.events.catalog import ALL_EVENTS
 from bridge.events.envelope import DEAD_LETTER_SCHEMA, HEARTBEAT_SCHEMA
+from bridge.privacy.settings import PrivacyConfig
 from bridge.sinks.kafka.topics import bridge_topic, dead_letter_topic, event_topic
 
 # The config sections, in the order the docs present them.
@@ -35,6 +36,7 @@ SECTIONS: tuple[tuple[type[BaseModel], str], ...] = (
     (IpcSourceConfig, "ipc"),
     (KafkaConfig, "kafka"),
     (RegistryConfig, "registry"),
+    (PrivacyConfig, "privacy"),
     (MetricsConfig, "metrics"),
 )
 

@@ -25,6 +25,7 @@ from bridge.codec.single_object import SchemaStore
 from bridge.events.avro_schema import event_schema, full_name
 from bridge.events.avro_values import to_avro
 from bridge.events.spec import EventSpec
+from bridge.privacy.apply import redact_values, redacting
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,12 @@ class Emitter:
         """An IPC-only event: its fields encoded here, the envelope by the native encoder.
 
         A value that does not fit the schema (a hash of the wrong size, say) makes the
-        event a counted dead letter, keeping its first bytes value and the reason."""
+        event a counted dead letter, keeping its first bytes value and the reason.
+        Addresses (a peer's, a banned subnet) are redacted first, as the native encoder
+        redacts those of the records it writes."""
         try:
+            if redacting(self._encoder):
+                values = redact_values(self._encoder, spec.fields, values)
             body = self._bodies.encode(full_name(event_schema(spec)), to_avro(spec.fields, values))
         except (ValueError, TypeError, KeyError) as error:
             raw = next((v for v in values.values() if isinstance(v, bytes)), b"")
