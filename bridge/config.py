@@ -11,9 +11,18 @@ from __future__ import annotations
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -183,6 +192,125 @@ class IpcSourceConfig(_Model):
         return datadir / subdir / "node.sock" if subdir else datadir / "node.sock"
 
 
+def _readable_file(path: Path) -> Path:
+    """Certificates, keys and secret files are checked when the config is loaded, so a
+    wrong path is a config error at startup, not a TLS failure seconds later."""
+    path = path.expanduser()
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    return path
+
+
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
+
+
+def _set_fields(model: BaseModel, names: tuple[str, ...]) -> str:
+    """Which of ``names`` (and their ``<name>_file`` twins) hold a value, comma-separated:
+    settings that do nothing unless their section is switched on."""
+    fields = type(model).model_fields
+    candidates = [n for name in names for n in (name, f"{name}_file") if n in fields]
+    return ", ".join(n for n in candidates if getattr(model, n) is not None)
+
+
+class KafkaTlsConfig(_Model):
+    """TLS to the brokers: whom to trust, and the client certificate if they ask for one."""
+
+    enabled: bool = Field(
+        False,
+        description="Connect over TLS (security protocol SSL, or SASL_SSL with kafka.sasl).",
+    )
+    ca_file: ReadableFile | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the brokers' certificates. Unset: the "
+        "system's trust store.",
+    )
+    cert_file: ReadableFile | None = Field(
+        None,
+        description="PEM client certificate (chain), for brokers that authenticate clients "
+        "by certificate; with key_file.",
+    )
+    key_file: ReadableFile | None = Field(None, description="PEM private key of cert_file.")
+    key_password: SecretStr | None = Field(
+        None,
+        description="Passphrase of an encrypted key_file; better from "
+        "TRACEBRIDGE_KAFKA__TLS__KEY_PASSWORD or key_password_file.",
+    )
+    key_password_file: ReadableFile | None = Field(
+        None, description="File holding key_password (trailing newline ignored)."
+    )
+    verify_hostname: bool = Field(
+        True,
+        description="Check that the broker's certificate names the host connected to (off "
+        "only for brokers whose certificates lack their addresses).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaTlsConfig:
+        given = _set_fields(self, ("ca_file", "cert_file", "key_file", "key_password"))
+        if not self.enabled and given:
+            raise ValueError(f"{given} set but TLS is off; set enabled = true")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set cert_file and key_file together")
+        if self.key_password is not None and self.key_password_file is not None:
+            raise ValueError("set only one of key_password, key_password_file")
+        has_password = self.key_password is not None or self.key_password_file is not None
+        if has_password and self.key_file is None:
+            raise ValueError("a key password without key_file")
+        return self
+
+
+class KafkaSaslConfig(_Model):
+    """SASL authentication to the brokers (usually with kafka.tls)."""
+
+    mechanism: Literal["PLAIN", "SCRAM-SHA-512"] | None = Field(
+        None,
+        description="SASL mechanism; unset: no SASL. PLAIN needs kafka.tls.enabled, as it "
+        "sends the password itself.",
+    )
+    username: str | None = Field(None, min_length=1, description="SASL user name.")
+    password: SecretStr | None = Field(
+        None,
+        description="SASL password; better from TRACEBRIDGE_KAFKA__SASL__PASSWORD or "
+        "password_file than in a config file.",
+    )
+    password_file: ReadableFile | None = Field(
+        None, description="File holding the SASL password (trailing newline ignored)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSaslConfig:
+        if self.mechanism is None:
+            given = _set_fields(self, ("username", "password"))
+            if given:
+                raise ValueError(f"{given} set but no mechanism (PLAIN or SCRAM-SHA-512)")
+            return self
+        if self.username is None:
+            raise ValueError(f"{self.mechanism} needs a username")
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("set exactly one of password, password_file")
+        return self
+
+
+# librdkafka keys the typed kafka.tls / kafka.sasl settings write, when they are in use.
+SECURITY_KEYS = frozenset(
+    {
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.mechanisms",
+        "sasl.username",
+        "sasl.password",
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.key.password",
+        "ssl.endpoint.identification.algorithm",
+    }
+)
+
+
 class KafkaConfig(_Model):
     """Where records go and how the producer behaves."""
 
@@ -233,9 +361,26 @@ class KafkaConfig(_Model):
     )
     librdkafka: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra librdkafka producer settings (e.g. security.protocol). Keys the "
+        description="Extra librdkafka producer settings (e.g. ssl.cipher.suites). Keys the "
         "typed fields set are refused: set them in one place.",
     )
+    tls: KafkaTlsConfig = Field(default_factory=lambda: KafkaTlsConfig())
+    sasl: KafkaSaslConfig = Field(default_factory=lambda: KafkaSaslConfig())
+
+    @model_validator(mode="after")
+    def _secure_enough(self) -> KafkaConfig:
+        if self.sasl.mechanism == "PLAIN" and not self.tls.enabled:
+            raise ValueError(
+                "sasl.mechanism PLAIN sends the password in clear text; set tls.enabled = true"
+            )
+        if self.tls.enabled or self.sasl.mechanism is not None:
+            for key in self.librdkafka:
+                if key in SECURITY_KEYS:
+                    raise ValueError(
+                        f"librdkafka.{key} conflicts with kafka.tls / kafka.sasl; set it in "
+                        "one place"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _no_conflicts(self) -> KafkaConfig:
@@ -334,7 +479,9 @@ def _explain(error: ValidationError) -> str:
     for problem in error.errors():
         where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
         got = problem.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        # A mistyped key under kafka.sasl / kafka.tls may well hold a secret: never echo it.
+        secret = any(part in ("sasl", "tls", "librdkafka") for part in problem["loc"])
+        shown = "" if isinstance(got, dict) or secret else f" (got {got!r})"
         lines.append(f"{where}: {problem['msg']}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

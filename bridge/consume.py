@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +39,10 @@ class ConsumedRecord:
     error: str | None = None  # set instead of schema/value when the value is undecodable
 
 
-def _consumer(bootstrap_servers: str) -> Consumer:
+def _consumer(bootstrap_servers: str, security: Mapping[str, str] | None) -> Consumer:
     return Consumer(
         {
+            **(security or {}),  # bridge.sinks.kafka.security.client_security()
             "bootstrap.servers": bootstrap_servers,
             "group.id": "tracebridge-reader",  # required by librdkafka; nothing is committed
             "enable.auto.commit": False,
@@ -62,9 +63,10 @@ class TopicReader:
         *,
         from_beginning: bool = True,
         store: SchemaStore | None = None,
+        security: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store or committed_schemas()
-        self._consumer = _consumer(bootstrap_servers)
+        self._consumer = _consumer(bootstrap_servers, security)
         metadata = self._consumer.list_topics(timeout=15)
         partitions = []
         for topic in topics:

@@ -21,6 +21,8 @@ from bridge.config import (
     BridgeSettings,
     IpcSourceConfig,
     KafkaConfig,
+    KafkaSaslConfig,
+    KafkaTlsConfig,
     MetricsConfig,
     UsdtSourceConfig,
 )
@@ -35,6 +37,8 @@ SECTIONS: tuple[tuple[type[BaseModel], str], ...] = (
     (UsdtSourceConfig, "usdt"),
     (IpcSourceConfig, "ipc"),
     (KafkaConfig, "kafka"),
+    (KafkaTlsConfig, "kafka.tls"),
+    (KafkaSaslConfig, "kafka.sasl"),
     (RegistryConfig, "registry"),
     (PrivacyConfig, "privacy"),
     (MetricsConfig, "metrics"),

@@ -34,6 +34,7 @@ from bridge.replay.report import format_audit
 def audit_command(
     bootstrap_servers: str,
     registry_url: str | None,
+    kafka_security: dict[str, str],
     prefix: str,
     nodes: tuple[str, ...],
     tolerance: int,
@@ -67,7 +68,9 @@ def audit_command(
     """
     store = store_for(registry_url)
     began = time.perf_counter()
-    audit = read_audit(bootstrap_servers, prefix, nodes=nodes or None, store=store)
+    audit = read_audit(
+        bootstrap_servers, prefix, nodes=nodes or None, store=store, consumer_config=kafka_security
+    )
     report = audit.judge(tolerance=tolerance, require_closed=require_closed)
     elapsed = time.perf_counter() - began
     click.echo(format_audit(report, color=sys.stdout.isatty(), sessions=sessions))

@@ -45,6 +45,7 @@ def export_group() -> None:
 def capture_command(
     bootstrap_servers: str,
     registry_url: str | None,
+    kafka_security: dict[str, str],
     prefix: str,
     nodes: tuple[str, ...],
     start: str | None,
@@ -77,6 +78,7 @@ def capture_command(
         start=parse_time(start) if start else None,
         end=parse_time(end) if end else None,
         store=store_for(registry_url),
+        consumer_config=kafka_security,
     )
     click.echo(
         f"wrote {summary.messages:,} message(s) ({summary.recv:,} received, {summary.sent:,} "

@@ -96,6 +96,7 @@ def replay_command(
     topics: tuple[str, ...],
     bootstrap_servers: str,
     registry_url: str | None,
+    kafka_security: dict[str, str],
     prefix: str,
     nodes: tuple[str, ...],
     streams: tuple[str, ...],
@@ -144,6 +145,7 @@ def replay_command(
             streams=chosen,
             ledger=ledger,
             store=store,
+            security=kafka_security,
         )
         for topic, copied in sorted(report.copied.items()):
             click.echo(f"{topic}: {copied:,} record(s) copied", err=True)
@@ -173,6 +175,7 @@ def replay_command(
         store=store,
         stats=stats,
         on_bridge_record=on_bridge_record,
+        consumer_config=kafka_security,
     )
     with ExitStack() as stack:
         writer = _writer(fmt, output, store, chosen, stack)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bridge.cli.kafka_security import security_option
 from bridge.codec.registry import RegistryConfig, RegistryResolver
 from bridge.codec.single_object import SchemaStore, committed_schemas
 from bridge.replay.kafka_range import Window, to_ns
@@ -44,7 +45,8 @@ def parse_time(text: str) -> int:
 
 
 def connection_options(func: F) -> F:
-    """-b and --registry-url."""
+    """-b, --registry-url and --config (the cluster's TLS/SASL: ``kafka_security``)."""
+    func = security_option(func)
     func = click.option(
         "--registry-url",
         envvar="TRACEBRIDGE_REGISTRY__URL",

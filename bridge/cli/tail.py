@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from bridge.cli.kafka_security import security_option
 from bridge.codec.registry import RegistryConfig, RegistryResolver
 from bridge.codec.single_object import committed_schemas
 from bridge.consume import ConsumedRecord, TopicReader
@@ -43,6 +44,7 @@ def as_json_line(record: ConsumedRecord) -> str:
 @click.option("--follow", "-f", is_flag=True, help="Keep waiting for new records.")
 @click.option("--from-end", is_flag=True, help="Only records produced from now on.")
 @click.option("--max", "limit", type=int, default=0, help="Stop after this many records.")
+@security_option
 @click.option(
     "--registry-url",
     envvar="TRACEBRIDGE_REGISTRY__URL",
@@ -54,6 +56,7 @@ def tail_command(
     follow: bool,
     from_end: bool,
     limit: int,
+    kafka_security: dict[str, str],
     registry_url: str | None,
 ) -> None:
     """Print TOPICS' records as JSON lines, decoded with the committed Avro schemas.
@@ -66,7 +69,13 @@ def tail_command(
     store = committed_schemas()
     if registry_url:
         store = store.with_resolver(RegistryResolver.from_config(RegistryConfig(url=registry_url)))
-    with TopicReader(bootstrap_servers, topics, from_beginning=not from_end, store=store) as reader:
+    with TopicReader(
+        bootstrap_servers,
+        topics,
+        from_beginning=not from_end,
+        store=store,
+        security=kafka_security,
+    ) as reader:
         for count, record in enumerate(reader.records(follow=follow or from_end), start=1):
             click.echo(as_json_line(record))
             if limit and count >= limit:

@@ -122,8 +122,10 @@ class LagConsumer:
         *,
         start_at: Mapping[Partition, int] | None = None,
         store: SchemaStore | None = None,
+        security: Mapping[str, str] | None = None,
     ) -> None:
         self.group_id = group_id
+        self._security = dict(security or {})  # client_security(): TLS/SASL, if any
         self._start_at = start_at  # None: start at the high watermarks found at start()
         self._bootstrap = bootstrap_servers
         self._topics = tuple(topics)
@@ -201,6 +203,7 @@ class LagConsumer:
         role = "" if fetching else "-marks"
         return Consumer(
             {
+                **self._security,
                 "bootstrap.servers": self._bootstrap,
                 "group.id": self.group_id,  # librdkafka wants one even where unused
                 "client.id": self.group_id + role,
@@ -402,12 +405,15 @@ class LagConsumer:
             self._last_error = f"commit: {error.str()}"
 
 
-def topic_ends(bootstrap_servers: str, topics: Sequence[str]) -> dict[Partition, int] | None:
+def topic_ends(
+    bootstrap_servers: str, topics: Sequence[str], security: Mapping[str, str] | None = None
+) -> dict[Partition, int] | None:
     """The high watermark of every partition of ``topics`` that exists now: where this
     run's records will begin. None (logged) if Kafka does not answer; the consumer then
     starts at the ends it finds when it starts."""
     client = Consumer(
         {
+            **(security or {}),
             "bootstrap.servers": bootstrap_servers,
             "group.id": "tracebridge-demo-ends",  # librdkafka wants one; nothing is committed
             "enable.auto.commit": False,

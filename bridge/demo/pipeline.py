@@ -31,13 +31,14 @@ from types import TracebackType
 from typing import Self
 
 from bridge.cli.kafka_target import local_broker
-from bridge.config import KafkaConfig
+from bridge.config import load_settings
 from bridge.demo.lag import ConsumerSnapshot, LagConsumer, topic_ends
 from bridge.demo.leg import DemoLeg, EmulatedNode, LegInfo, LegOutcome
 from bridge.demo.plan import DemoPlan, SourceName
 from bridge.demo.usdt_leg import UsdtDemoNode
 from bridge.demo.view import DemoInfo
 from bridge.events.catalog import TOPIC_SUBSYSTEMS
+from bridge.sinks.kafka.security import client_security
 from bridge.sinks.kafka.topics import admin_client, all_topics, check_reachable
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class DemoPipeline:
         self.say = say
         self.bootstrap_servers = plan.bootstrap_servers
         self.started_local_broker = False
+        self.security: dict[str, str] = {}  # the local broker is plaintext
         self.consumer: LagConsumer | None = None
         # A bad -t is a ConfigError here, before any broker or node starts.
         self.legs = tuple(DemoLeg(emulated_node(plan, source), plan) for source in plan.sources)
@@ -102,9 +104,17 @@ class DemoPipeline:
             self.bootstrap_servers = local_broker(self.say)
             self.started_local_broker = True
         else:
-            kafka = KafkaConfig(
-                bootstrap_servers=self.bootstrap_servers, startup_timeout_s=KAFKA_CHECK_TIMEOUT_S
-            )
+            # The bridges' kafka.tls / kafka.sasl come from the environment; so do ours.
+            kafka = load_settings(
+                None,
+                {
+                    "kafka": {
+                        "bootstrap_servers": self.bootstrap_servers,
+                        "startup_timeout_s": KAFKA_CHECK_TIMEOUT_S,
+                    }
+                },
+            ).kafka
+            self.security = client_security(kafka)
             check_reachable(admin_client(kafka), kafka)
         self.say(f"Kafka at {self.bootstrap_servers}; topics {self.plan.topic_prefix}.*")
         return self.bootstrap_servers
@@ -115,7 +125,7 @@ class DemoPipeline:
         workdir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="tb-demo-")))
         # Before any bridge starts: the consumer reads from here, so it sees every record
         # of this run, also those written before the nodes fire.
-        start_at = topic_ends(bootstrap_servers, all_topics(self.plan.topic_prefix))
+        start_at = topic_ends(bootstrap_servers, all_topics(self.plan.topic_prefix), self.security)
         for leg in self.legs:  # every node held and every bridge attaching at once
             leg.start(self._stack, workdir, bootstrap_servers, self.say)
         infos: list[LegInfo] = []
@@ -132,6 +142,7 @@ class DemoPipeline:
             all_topics(self.plan.topic_prefix, [s for s in TOPIC_SUBSYSTEMS if s in written]),
             group_id=f"{self.plan.topic_prefix}.demo-viewer",
             start_at=start_at,
+            security=self.security,
         )
         consumer.start()
         self._stack.callback(consumer.stop)

@@ -244,6 +244,7 @@ def export_capture(
     start: int | None = None,
     end: int | None = None,
     store: SchemaStore | None = None,
+    consumer_config: dict[str, Any] | None = None,
 ) -> CaptureSummary:
     """Read the net message events of ``topics`` and write them as capture files."""
     writer = CaptureWriter(out, policy)
@@ -258,6 +259,7 @@ def export_capture(
             end=end,
             store=store,
             stats=stats,
+            consumer_config=consumer_config,
         ):
             writer.write(event)
     except BaseException:

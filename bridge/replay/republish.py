@@ -88,16 +88,22 @@ def republish(
     ledger: bool = True,
     store: SchemaStore | None = None,
     producer_config: dict[str, Any] | None = None,
+    security: dict[str, str] | None = None,
 ) -> RepublishReport:
-    """Copy the selected records of ``topics`` (event topics of one or more prefixes)."""
+    """Copy the selected records of ``topics`` (event topics of one or more prefixes).
+
+    ``security`` (``bridge.sinks.kafka.security.client_security``) goes to every client:
+    the reader, the admin client and the producer."""
     window = window or Window()
     decoder = FastDecoder(store or committed_schemas())
     selection = Selection(decoder.store, nodes, streams)
     ledger_topics = sorted({ledger_topic(prefix_of(t)) for t in topics}) if ledger else []
     report = RepublishReport()
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    security = security or {}
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **security})
     producer = Producer(
         {
+            **security,
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",
@@ -121,7 +127,9 @@ def republish(
     for source_topics, source_window, events in plans:
         if not source_topics:
             continue
-        with RangeReader(bootstrap_servers, source_topics, source_window) as reader:
+        with RangeReader(
+            bootstrap_servers, source_topics, source_window, config=dict(security)
+        ) as reader:
             _ensure_targets(admin, {span.topic for span in reader.spans})
             for batch in reader.batches():
                 for message in batch:

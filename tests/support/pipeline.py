@@ -90,8 +90,10 @@ def running_bridge(settings: BridgeSettings, tmp_path: Path) -> Iterator[Running
         raise running.errors[0]
 
 
-def read_topics(bootstrap: str, prefix: str) -> list[ConsumedRecord]:
-    with TopicReader(bootstrap, all_topics(prefix)) as reader:
+def read_topics(
+    bootstrap: str, prefix: str, security: dict[str, str] | None = None
+) -> list[ConsumedRecord]:
+    with TopicReader(bootstrap, all_topics(prefix), security=security) as reader:
         return list(reader.records(idle_timeout_s=10))
 
 

@@ -26,6 +26,8 @@ from bridge.codec import _native
 from bridge.config import KafkaConfig
 from bridge.events.envelope import LossStage
 from bridge.metrics.latency import LatencyBuckets
+from bridge.sinks.kafka.client_log import ClientLog
+from bridge.sinks.kafka.security import client_security, new_client
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def producer_config(config: KafkaConfig, message_max_bytes: int) -> dict[str, st
         "message.timeout.ms": config.message_timeout_ms,
         "message.max.bytes": message_max_bytes,
         "partitioner": "murmur2_random",  # same key -> partition mapping as Java clients
+        **client_security(config),
     }
     conf.update(config.librdkafka)
     return conf
@@ -73,13 +76,15 @@ class KafkaSink:
     def __init__(self, config: KafkaConfig, key: bytes, message_max_bytes: int) -> None:
         self.config = config
         self.key = key
-        self._producer = Producer(
-            {
-                **producer_config(config, message_max_bytes),
-                "error_cb": self._on_client_error,
-                "logger": logging.getLogger("librdkafka"),  # not librdkafka's raw stderr lines
-            }
-        )
+        # Through logging, not librdkafka's raw stderr lines; hushed by close() if no
+        # session ever started (then the startup check has said why Kafka refused us).
+        self._client_log = ClientLog()
+        conf = {
+            **producer_config(config, message_max_bytes),
+            "error_cb": self._on_client_error,
+            "logger": self._client_log,
+        }
+        self._producer = new_client(lambda: Producer(conf))
         self.produced = [0] * MAX_STREAMS
         self.acked = [0] * MAX_STREAMS
         self.failed = [0] * MAX_STREAMS
@@ -88,6 +93,7 @@ class KafkaSink:
             None
         ] * MAX_STREAMS
         self._report_loss: LossReporter | None = None
+        self._carried = False  # a session started: records may be queued
         self.bridge_records_failed = 0
         self._last_error_log = 0.0
         # Set (before a session starts) to observe each record's delivery latency.
@@ -96,6 +102,7 @@ class KafkaSink:
     # ---------------------------------------------------------------- session
     def start_session(self, routes: dict[int, Route], report_loss: LossReporter) -> None:
         """New routes and zeroed counters; the previous session must have been flushed."""
+        self._carried = True
         self._report_loss = report_loss
         self.produced = [0] * MAX_STREAMS
         self.acked = [0] * MAX_STREAMS
@@ -233,13 +240,17 @@ class KafkaSink:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush what is left and release the client's threads and sockets."""
+        if not self._carried:
+            self._client_log.hushed = True  # nothing to deliver; see __init__
         remaining = self.flush(timeout_s)
         if remaining:
             log.error("%d records were still undelivered when the producer closed.", remaining)
         self._producer.close()
 
     def _on_client_error(self, error: KafkaError) -> None:
-        if error.fatal():
+        if self._client_log.hushed:
+            log.debug("Kafka client error while closing unused: %s.", error)
+        elif error.fatal():
             log.error("Fatal Kafka producer error: %s.", error)
         else:
             self._log_limited("Kafka client error (will retry): %s.", error)

@@ -8,6 +8,7 @@ stay in order within a partition even when many nodes share a cluster.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,11 +19,15 @@ from confluent_kafka.cimpl import NewTopic  # confluent_kafka.admin does not re-
 from bridge.config import KafkaConfig
 from bridge.errors import KafkaSetupError
 from bridge.events.catalog import TOPIC_SUBSYSTEMS
+from bridge.sinks.kafka.client_log import ClientLog
+from bridge.sinks.kafka.security import client_security, new_client, refusal
 
 log = logging.getLogger(__name__)
 
 BRIDGE_SUFFIX = "bridge"
 DEAD_LETTER_SUFFIX = "deadletter"
+# One metadata request of the startup check; a refusal is reported after at most this.
+ATTEMPT_S = 1.0
 
 
 def event_topic(prefix: str, subsystem: str) -> str:
@@ -46,13 +51,25 @@ def all_topics(prefix: str, subsystems: Iterable[str] = TOPIC_SUBSYSTEMS) -> lis
     ]
 
 
+class ReportingAdmin(AdminClient):
+    """An admin client that keeps the client errors librdkafka reports, so startup can
+    tell a refused login or TLS handshake from a broker that does not answer."""
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self.errors: list[KafkaError] = []
+        with_callback: dict[str, Any] = {**conf, "error_cb": self.errors.append}
+        super().__init__(with_callback)
+
+
 def admin_client(config: KafkaConfig) -> AdminClient:
     conf: dict[str, Any] = {  # Any: the stubs omit the logger option
         "bootstrap.servers": _servers(config),
-        "logger": logging.getLogger("librdkafka"),  # not librdkafka's raw stderr lines
+        # Its failures are raised as one clear error; its FAIL lines would repeat them.
+        "logger": ClientLog(hushed=True),
+        **client_security(config),
     }
     conf.update(config.librdkafka)
-    return AdminClient(conf)
+    return new_client(lambda: ReportingAdmin(conf))
 
 
 def _servers(config: KafkaConfig) -> str:
@@ -62,15 +79,29 @@ def _servers(config: KafkaConfig) -> str:
 
 
 def check_reachable(admin: AdminClient, config: KafkaConfig) -> None:
-    """Fail fast with a clear message when no broker answers."""
+    """Fail fast with a clear message when no broker answers, or when one refuses our
+    credentials or we refuse its certificate (asked in short slices: librdkafka retries a
+    refused handshake forever, and the first refusal is the answer)."""
     timeout_s = config.startup_timeout_s
-    try:
-        admin.list_topics(timeout=timeout_s)
-    except KafkaException as error:
-        raise KafkaSetupError(
-            f"Kafka at {config.bootstrap_servers} did not answer within {timeout_s:.0f} s "
-            f"({error.args[0]}); is the broker running? (`tracebridge kafka start` runs one)"
-        ) from None
+    deadline = time.monotonic() + timeout_s
+    errors = admin.errors if isinstance(admin, ReportingAdmin) else []
+    while True:
+        attempt_end = min(time.monotonic() + ATTEMPT_S, deadline)
+        try:
+            admin.list_topics(timeout=max(0.1, attempt_end - time.monotonic()))
+            return
+        except KafkaException as error:
+            last = error
+        # Serves error_cb; waits out the attempt when the request failed early.
+        admin.poll(max(0.0, attempt_end - time.monotonic()))
+        reason = refusal(config, errors)
+        if reason is not None:
+            raise KafkaSetupError(reason)
+        if time.monotonic() >= deadline:
+            raise KafkaSetupError(
+                f"Kafka at {config.bootstrap_servers} did not answer within {timeout_s:.0f} s "
+                f"({last.args[0]}); is the broker running? (`tracebridge kafka start` runs one)"
+            )
 
 
 def ensure_topics(
