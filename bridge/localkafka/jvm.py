@@ -67,8 +67,14 @@ def kafka_uuid() -> str:
             return text
 
 
-def format_storage_once(java: str, libs: Path, run_dir: RunDir) -> None:
-    """Format log.dirs on first use only, so topics survive a stop and start."""
+def format_storage_once(
+    java: str, libs: Path, run_dir: RunDir, extra_args: Sequence[str] = ()
+) -> None:
+    """Format log.dirs on first use only, so topics survive a stop and start.
+
+    ``extra_args`` go to StorageTool's ``format``: KRaft keeps SCRAM credentials in the
+    metadata log, so a secured broker's users are created here (``--add-scram``).
+    """
     data_dir = run_dir.data
     if (data_dir / "meta.properties").is_file():
         return
@@ -86,6 +92,7 @@ def format_storage_once(java: str, libs: Path, run_dir: RunDir) -> None:
         cluster_id,
         "-c",
         str(run_dir.server_properties),
+        *extra_args,
     ]
     try:
         result = run_captured(cmd, FORMAT_TIMEOUT_S)

@@ -8,7 +8,7 @@ and reports at once, with its output, a broker that dies meanwhile.
 
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -21,11 +21,14 @@ from bridge.localservice.process import POLL_INTERVAL_S
 PROBE_TIMEOUT_S = 2.0
 
 
-def metadata_attempts(port: int) -> Generator[str | None, None, None]:
+def metadata_attempts(
+    port: int, client_config: Mapping[str, str] | None = None
+) -> Generator[str | None, None, None]:
     """Yield None once a broker on ``port`` serves metadata listing one broker, else why not.
 
     The shape ``LocalService._readiness_attempts`` asks for: it pauses between attempts
-    and never ends; closing it closes the probe client.
+    and never ends; closing it closes the probe client. ``client_config`` is what a
+    secured listener asks of its clients (TLS, SASL).
     """
     # Wait for the port first, so librdkafka does not log a "Connection refused" per
     # retry while the JVM boots.
@@ -39,6 +42,7 @@ def metadata_attempts(port: int) -> Generator[str | None, None, None]:
             # The default backoff grows to 10 s, which would add seconds of latency to
             # a broker that comes up between two attempts.
             "reconnect.backoff.max.ms": 500,
+            **(client_config or {}),
         },
         # Route librdkafka's own log lines through logging instead of raw stderr.
         logger=logging.getLogger(f"{__name__}.probe"),
