@@ -28,6 +28,8 @@ from bridge.config import BridgeSettings
 from bridge.events.avro_schema import event_schema, full_name
 from bridge.events.envelope import LossStage
 from bridge.ledger import SessionLedger, StreamLedger
+from bridge.metrics.server import MetricsServer
+from bridge.metrics.state import BridgeMetrics
 from bridge.privacy import apply as privacy
 from bridge.sinks.kafka.producer import Headers, KafkaSink, Route
 from bridge.sinks.kafka.topics import (
@@ -107,6 +109,12 @@ class Bridge:
         self._sequence_of: dict[int, int] = {}  # record type -> the sequence counting it
         self._stream_of: dict[int, str] = {}  # sequence -> stream name
         self._last_books: dict[str, Any] = {}
+        # Prometheus metrics (metrics.port): fed from the ledger, served while run() runs.
+        self.metrics: BridgeMetrics | None = None
+        self.metrics_server: MetricsServer | None = None
+        if settings.metrics.port is not None:
+            self.metrics = BridgeMetrics(settings.node_id, self.sink.in_flight, settings.source)
+            self.sink.latency = self.metrics.latency
 
     # ------------------------------------------------------------------ lifecycle
     def prepare(self) -> None:
@@ -129,6 +137,8 @@ class Bridge:
     def run(self) -> None:
         """Attach, pump, close the books; again after every node restart."""
         try:
+            if self.metrics is not None:
+                self.metrics_server = MetricsServer(self.settings.metrics, self.metrics)
             self.prepare()
             self.status.update("waiting")
             while not self.stop.is_set():
@@ -146,6 +156,8 @@ class Bridge:
         finally:
             self.source.close()
             self.sink.close()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
         self.status.update("stopped", sessions=self.sessions_completed, **self._last_books)
 
     # ------------------------------------------------------------------ one session
@@ -177,6 +189,8 @@ class Bridge:
             node_endpoint=session.node_endpoint,
             attach_delay_ns=session.attach_delay_ns,
         )
+        if self.metrics is not None:  # before the status says so: a scrape may follow it
+            self.metrics.session_started(session.kind, session, session.attach_delay_ns)
         self.status.update(
             "attached",
             session_id=session.session_id,
@@ -198,6 +212,8 @@ class Bridge:
                     next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
             self._finish(session, ledger, max_batch)
         finally:
+            if self.metrics is not None:
+                self.metrics.session_ended()
             session.close()
 
     def _finish(self, session: SourceSession, ledger: SessionLedger, max_batch: int) -> None:
@@ -292,6 +308,8 @@ class Bridge:
         self.sink.produce_bridge_record(
             topic, value, self._headers(HEARTBEAT_SCHEMA, ledger.source.name.lower())
         )
+        if self.metrics is not None:
+            self.metrics.observe_books(ledger.source, ledger.session_id, books)
         if self.on_books is not None:
             try:
                 self.on_books(books)

@@ -58,14 +58,16 @@ class AttachDelays:
 class BridgeMetrics:
     """Everything the endpoint serves for one bridge process (one node)."""
 
-    def __init__(self, node: str, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, node: str, queue_depth: Callable[[], int], source: str = "usdt") -> None:
         self.node = node
         self.latency = LatencyBuckets()
         self.books = BookTotals()
-        self.sessions: dict[str, int] = {}  # source -> sessions started
+        # Per source: sessions started, and whether one is running. The configured source
+        # is there from the start, so a bridge still waiting for its node shows as detached.
+        self.sessions: dict[str, int] = {source: 0}
+        self.attached: dict[str, bool] = {source: False}
         self.ipc_reconnects = 0
         self.attach_delays: dict[str, AttachDelays] = {}  # source -> histogram
-        self.attached: dict[str, bool] = {}  # source -> a session is running
         self._queue_depth = queue_depth
         self._current: SessionView | None = None
         self.lock = threading.Lock()

@@ -117,6 +117,13 @@ class UsdtSourceSession:
     def pending_bytes(self) -> int:
         return sum(ring.pending_bytes() for ring in self._bpf.rings)
 
+    def ring_fill(self) -> list[tuple[str, int, int]]:
+        """Per ring (subsystem): bytes not yet drained and its size, for the metrics."""
+        return [
+            (ring.name.removeprefix("tb_ring_"), ring.pending_bytes(), ring.size)
+            for ring in self._bpf.rings
+        ]
+
     def close(self) -> None:
         if self._closed:
             return

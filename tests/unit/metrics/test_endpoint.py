@@ -10,6 +10,7 @@ import pytest
 from bridge.config import MetricsConfig
 from bridge.errors import ConfigError
 from bridge.metrics.server import MetricsServer
+from bridge.metrics.state import BridgeMetrics
 from tests.support.metrics import populated_metrics, samples, scrape_text, value
 
 LOCAL = MetricsConfig(port=0, address="127.0.0.1")
@@ -84,3 +85,16 @@ def test_the_endpoint_is_off_unless_a_port_is_set() -> None:
     assert MetricsConfig().port is None
     with pytest.raises(ValueError, match="less than or equal to 65535"):
         MetricsConfig(port=70000)
+
+
+def test_a_bridge_still_waiting_for_its_node_shows_as_detached() -> None:
+    metrics = BridgeMetrics("n1", lambda: 0, source="ipc")
+    server = MetricsServer(LOCAL, metrics)
+    try:
+        text = scrape_text(server.port)
+    finally:
+        server.stop()
+    assert value(text, "tracebridge_session_attached", source="ipc") == 0
+    assert value(text, "tracebridge_sessions_total", source="ipc") == 0
+    assert value(text, "tracebridge_ipc_reconnects_total") == 0
+    assert not [s for s in samples(text) if s.name.startswith("tracebridge_events_")]
