@@ -49,19 +49,20 @@ def shared_dir() -> Iterator[Path]:
     pytest's own tmp_path is root's alone."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv (util-linux) to start the bridge as nobody")
-    directory = Path(f"/tmp/tb{os.getpid() % 4096:x}")
-    # Short: BCC names each tracefs uprobe after the binary's path (through
-    # /proc/<pid>/root), and at /tmp/tb + 8 random characters the kernel refused the
-    # name (EINVAL); /usr/local/bin/bitcoind is shorter than what passes here.
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir()
+    # Long, as release tarballs unpack (``bitcoin-<version>/bin``): BCC names each
+    # uprobe after the binary's path, and the tracefs registration an unprivileged
+    # bridge falls back to refuses event names over 64 bytes (EINVAL).
+    directory = Path(f"/tmp/tracebridge-least-privilege-{os.getpid()}/bitcoin-31.99.0")
+    shutil.rmtree(directory.parent, ignore_errors=True)
+    directory.mkdir(parents=True)
+    directory.parent.chmod(0o755)
     directory.chmod(0o755)
     (directory / "run").mkdir(mode=0o1777)
     (directory / "run").chmod(0o1777)
     try:
         yield directory
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(directory.parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -126,7 +127,10 @@ def test_run_as_nobody_with_exactly_the_usdt_capabilities(
         _, stderr = bridge.communicate(timeout=180)
     assert bridge.returncode == 0, stderr
     assert "Traceback" not in stderr
-    assert "WARNING" not in stderr, stderr  # e.g. uprobes or semaphores not cleaned up
+    # The bridge's own warnings, e.g. uprobes or semaphores not cleaned up; librdkafka's
+    # (a fresh broker's "coordinator load in progress") are the broker's business.
+    warnings = [line for line in stderr.splitlines() if " WARNING bridge." in line]
+    assert not warnings, stderr
 
     records = read_topics(kafka_bootstrap, topic_prefix)
     assert all(v.ok for v in verdicts(records))

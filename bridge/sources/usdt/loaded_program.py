@@ -17,6 +17,7 @@ per-tracepoint counters are zeroed, so a reused program starts every session at 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import select
@@ -35,6 +36,25 @@ from bridge.sources.usdt.program import ProgramOptions, compile_flags, program_t
 from bridge.sources.usdt.ring import RingReader
 
 log = logging.getLogger(__name__)
+
+#: The longest tracefs event name the kernel accepts (MAX_EVENT_NAME_LEN), less the
+#: ``_bcc_<tracer pid>`` BCC appends to the name it is given.
+UPROBE_NAME_BUDGET = 64 - len("_bcc_") - len("4194304")
+
+
+def uprobe_event_name(prefix: bytes, path: bytes, addr: int, pid: int) -> bytes:
+    """A uprobe's name that fits tracefs whatever the binary's path.
+
+    BCC names a uprobe after the binary's full path (``p__opt_bitcoin_31_0_bin_
+    bitcoind_0x1b2c3d_4242_bcc_977``). As root the name is only a key, since the
+    uprobe comes from the perf PMU; without CAP_SYS_ADMIN, BCC registers it in tracefs,
+    whose names stop at 64 bytes, so a node unpacked where releases unpack
+    (``~/bitcoin-31.0/bin/bitcoind``) could not be traced by an unprivileged bridge
+    (EINVAL). A digest of the path keeps names distinct per binary, and the address
+    and pid per probe and process, as BCC's own name does.
+    """
+    digest = hashlib.blake2s(path, digest_size=4).hexdigest().encode()
+    return b"%s_tb_%s_0x%x_%d" % (prefix, digest, addr, pid)
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,8 @@ class LoadedProgram:
                 self.bpf: Any = bcc.BPF(
                     text=usdt_text + program_text(), cflags=compile_flags(specs, options)
                 )
+                # BCC attaches and detaches by this name (see uprobe_event_name).
+                self.bpf._get_uprobe_evname = uprobe_event_name
             except Exception as error:  # BCC raises bare Exception
                 failure: Exception | None = error
             else:
