@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from bridge.codec.registry import bridge_schema_topics, framing_by_name, registe
 from bridge.codec.single_object import SchemaStore, committed_schemas
 from bridge.config import BridgeSettings
 from bridge.events.avro_schema import event_schema, full_name
-from bridge.events.envelope import LossStage
 from bridge.ledger import SessionLedger, StreamLedger
 from bridge.metrics.server import MetricsServer
 from bridge.metrics.state import BridgeMetrics
@@ -266,9 +264,9 @@ class Bridge:
             produced = self.sink.produce_events(good)
             self._cpu.produce_s += time.thread_time() - drained
             if produced < len(good):
-                dropped = Counter(self._sequence_of[tp_id] for tp_id, _, _ in good[produced:])
-                for sequence, count in dropped.items():
-                    self.encoder.add_loss(sequence, LossStage.BRIDGE, count, True)
+                # Bridge losses; and what the dropped records' lost_before reported is
+                # reported again, or those losses would be in no record of the topic.
+                self.encoder.unsent(good[produced:])
         for rejected in dead:
             self._dead_letter(session, ledger, rejected)
         if not good and not dead:

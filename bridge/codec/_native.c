@@ -282,6 +282,83 @@ static PyObject *Encoder_add_loss(Encoder *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* One Avro long (zigzag varint) at *p; -1 if it runs past end or over 10 bytes. */
+static int take_long(const unsigned char **p, const unsigned char *end, int64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (*p >= end) return -1;
+        unsigned char b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The lost_before of an encoded record of type t (write_record's layout: the prefix,
+ * then seq, ts_mono_ns, ts_wall_ns, lost_before); -1 if it is not such a record. */
+static int encoded_lost_before(const RecordType *t, const unsigned char *value, Py_ssize_t len,
+                               uint64_t *lost_before)
+{
+    if (len < t->prefix_len || memcmp(value, t->prefix, (size_t)t->prefix_len) != 0) return -1;
+    const unsigned char *p = value + t->prefix_len, *end = value + len;
+    int64_t v = 0;
+    for (int i = 0; i < 4; i++)
+        if (take_long(&p, end, &v) < 0) return -1;
+    if (v < 0) return -1;
+    *lost_before = (uint64_t)v;
+    return 0;
+}
+
+PyDoc_STRVAR(unsent_doc,
+"unsent(records)\n\n"
+"Encoded records (as drain() returned them) that will never be sent: the producer's\n"
+"queue stayed full. Each is a bridge loss of its sequence. What its lost_before\n"
+"reported would go with it, so that is carried too: all of it goes into the next\n"
+"record's lost_before, which then reports the whole gap the records leave, right\n"
+"after it. Raises (and counts nothing) if a record is not one of this session's.");
+
+static PyObject *Encoder_unsent(Encoder *self, PyObject *arg)
+{
+    PyObject *list = PySequence_Fast(arg, "unsent() takes a sequence of encoded records");
+    if (!list) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(list);
+    PyObject **items = PySequence_Fast_ITEMS(list);
+    /* Twice: checked first, so a bad record leaves every counter as it was. */
+    for (int apply = 0; apply < 2; apply++) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int tp;
+            const char *value;
+            Py_ssize_t len;
+            long long ts_ms;
+            if (!PyArg_ParseTuple(items[i], "iy#L", &tp, &value, &len, &ts_ms) ||
+                !type_arg(self, tp)) {
+                Py_DECREF(list);
+                return NULL;
+            }
+            const RecordType *t = &self->types[tp];
+            uint64_t lost_before;
+            if (encoded_lost_before(t, (const unsigned char *)value, len, &lost_before) < 0) {
+                PyErr_Format(PyExc_ValueError,
+                             "record %zd is not an encoded record of type %d in this session",
+                             i, tp);
+                Py_DECREF(list);
+                return NULL;
+            }
+            if (apply) {
+                Sequence *s = &self->sequences[t->sequence];
+                s->lost[STAGE_BRIDGE] += 1;
+                s->pending += 1 + lost_before;
+            }
+        }
+    }
+    Py_DECREF(list);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(counters_doc,
 "counters(sequence) -> (captured, last_seq, dead_lettered, pending, kernel, bridge,\n"
 "producer, node)");
@@ -667,6 +744,7 @@ static PyMethodDef Encoder_methods[] = {
     {"set_session", (PyCFunction)Encoder_set_session, METH_VARARGS, set_session_doc},
     {"set_wall_offset", (PyCFunction)Encoder_set_wall_offset, METH_O, "set_wall_offset(ns)"},
     {"add_loss", (PyCFunction)Encoder_add_loss, METH_VARARGS, add_loss_doc},
+    {"unsent", (PyCFunction)Encoder_unsent, METH_O, unsent_doc},
     {"counters", (PyCFunction)Encoder_counters, METH_O, counters_doc},
     {"encode_one", (PyCFunction)Encoder_encode_one, METH_O, encode_one_doc},
     {"drain", (PyCFunction)Encoder_drain, METH_VARARGS, drain_doc},
