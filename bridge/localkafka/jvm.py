@@ -68,17 +68,27 @@ def kafka_uuid() -> str:
 
 
 def format_storage_once(
-    java: str, libs: Path, run_dir: RunDir, extra_args: Sequence[str] = ()
+    java: str,
+    libs: Path,
+    run_dir: RunDir,
+    extra_args: Sequence[str] = (),
+    *,
+    cluster_id: str | None = None,
 ) -> None:
     """Format log.dirs on first use only, so topics survive a stop and start.
 
     ``extra_args`` go to StorageTool's ``format``: KRaft keeps SCRAM credentials in the
     metadata log, so a secured broker's users are created here (``--add-scram``).
+    Without ``cluster_id`` this is a single node with a quorum of its own (a new id,
+    ``--standalone``); with it, one node of a static quorum (``controller.quorum.voters``
+    in its config), which every node must share the id of and which StorageTool refuses
+    ``--standalone`` for.
     """
     data_dir = run_dir.data
     if (data_dir / "meta.properties").is_file():
         return
-    cluster_id = kafka_uuid()
+    quorum_args = ["--standalone"] if cluster_id is None else []
+    cluster_id = cluster_id or kafka_uuid()
     cmd = [
         java,
         *STORAGE_TOOL_JVM_OPTIONS,
@@ -87,7 +97,7 @@ def format_storage_once(
         f"{libs}/*",
         "kafka.tools.StorageTool",
         "format",
-        "--standalone",
+        *quorum_args,
         "-t",
         cluster_id,
         "-c",

@@ -6,6 +6,7 @@ settings through ``extra_properties``, except the keys the launcher itself depen
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.localkafka import LocalKafkaError
@@ -34,6 +35,62 @@ MANAGED_KEYS = frozenset(
     }
 )
 
+
+@dataclass(frozen=True)
+class ClusterRole:
+    """One node's place in a multi-node cluster (``bridge.localkafka.cluster``).
+
+    ``voters`` is the static quorum, ``1@127.0.0.1:19093,2@...``: every node is a voter,
+    so storage is formatted without ``--standalone`` and a node restarted on its own
+    ports rejoins the same quorum. ``size`` is how many nodes the cluster has.
+    """
+
+    node_id: int
+    voters: str
+    size: int
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of the internal topics: three when the cluster has them."""
+        return min(3, self.size)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """A majority of the replicas once there are three (two of three); else one."""
+        rf = self.replication_factor
+        return rf // 2 + 1 if rf >= 3 else 1
+
+
+def cluster_properties(role: ClusterRole) -> dict[str, str]:
+    """What a cluster node sets over the single node's defaults (kafka-local.md 1.11).
+
+    Why these values: internal topics and topics created without a replication factor
+    get three replicas, of which two must acknowledge (so one node may fail without
+    stopping writes). A node that stops heartbeating is fenced after 4 s instead of 9:
+    the fault tests kill and pause nodes, and every second of fencing is a second of
+    stalled writes (the stall is what they measure, not what they wait for).
+    """
+    rf = str(role.replication_factor)
+    min_isr = str(role.min_insync_replicas)
+    return {
+        "node.id": str(role.node_id),
+        "controller.quorum.voters": role.voters,
+        "default.replication.factor": rf,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "unclean.leader.election.enable": "false",
+        "broker.session.timeout.ms": "4000",
+        # Must be at most half the session timeout (KafkaConfig warns otherwise).
+        "broker.heartbeat.interval.ms": "1000",
+        # Three JVMs share two cores: fewer I/O threads each (the single node has 4).
+        "num.io.threads": "2",
+    }
+
+
 _HEADER = "# Written by bridge.localkafka.broker on every start; edits are overwritten.\n"
 
 
@@ -52,8 +109,13 @@ def render_server_properties(
     controller_port: int,
     data_dir: Path,
     extra_properties: Mapping[str, str],
+    cluster: ClusterRole | None = None,
 ) -> str:
-    """Return the config of kafka-local.md 1.5, tuned for tests on a 2-core machine."""
+    """Return the config of kafka-local.md 1.5, tuned for tests on a 2-core machine.
+
+    With ``cluster``, the node is one of a static quorum (kafka-local.md 1.11) instead of
+    a single node that elects itself.
+    """
     listeners = f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}"
     props: dict[str, str] = {
         "process.roles": "broker,controller",
@@ -85,6 +147,9 @@ def render_server_properties(
         "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
         "message.max.bytes": str(MESSAGE_MAX_BYTES),
     }
+    if cluster is not None:
+        del props["controller.quorum.bootstrap.servers"]
+        props.update(cluster_properties(cluster))
     props.update(extra_properties)
     lines = [f"{key}={_escape_property(value)}" for key, value in props.items()]
     return _HEADER + "\n".join(lines) + "\n"
@@ -96,9 +161,10 @@ def write_server_properties(
     controller_port: int,
     data_dir: Path,
     extra_properties: Mapping[str, str],
+    cluster: ClusterRole | None = None,
 ) -> None:
     """Render the config and write it to ``path``, replacing whatever was there."""
-    text = render_server_properties(port, controller_port, data_dir, extra_properties)
+    text = render_server_properties(port, controller_port, data_dir, extra_properties, cluster)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 

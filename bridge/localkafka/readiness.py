@@ -2,8 +2,9 @@
 
 The socket server binds before the broker has caught up with the metadata log and
 registered itself, and requests sent in between fail; so readiness is a successful
-metadata request that lists exactly this one broker. ``LocalService`` runs these attempts,
-and reports at once, with its output, a broker that dies meanwhile.
+metadata request that lists exactly the cluster's brokers (one, for a single node).
+``LocalService`` runs these attempts, and reports at once, with its output, a broker that
+dies meanwhile.
 """
 
 import logging
@@ -22,13 +23,16 @@ PROBE_TIMEOUT_S = 2.0
 
 
 def metadata_attempts(
-    port: int, client_config: Mapping[str, str] | None = None
+    port: int, client_config: Mapping[str, str] | None = None, brokers: int = 1
 ) -> Generator[str | None, None, None]:
-    """Yield None once a broker on ``port`` serves metadata listing one broker, else why not.
+    """Yield None once a broker on ``port`` serves metadata listing ``brokers`` brokers,
+    else why not.
 
     The shape ``LocalService._readiness_attempts`` asks for: it pauses between attempts
     and never ends; closing it closes the probe client. ``client_config`` is what a
-    secured listener asks of its clients (TLS, SASL).
+    secured listener asks of its clients (TLS, SASL). A node of a cluster is ready once
+    it lists every node: only then has it caught up with the metadata log and been
+    unfenced, and only then can topics with three replicas be created.
     """
     # Wait for the port first, so librdkafka does not log a "Connection refused" per
     # retry while the JVM boots.
@@ -50,10 +54,14 @@ def metadata_attempts(
     with probe:
         while True:
             try:
-                brokers = len(probe.list_topics(timeout=PROBE_TIMEOUT_S).brokers)
+                listed = len(probe.list_topics(timeout=PROBE_TIMEOUT_S).brokers)
             except KafkaException as exc:
                 yield str(exc)
             else:
-                yield None if brokers == 1 else f"metadata lists {brokers} brokers, expected 1"
+                yield (
+                    None
+                    if listed == brokers
+                    else f"metadata lists {listed} brokers, expected {brokers}"
+                )
             # Serves the queued log lines to the logger while pausing between attempts.
             probe.poll(POLL_INTERVAL_S)
