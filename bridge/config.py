@@ -337,7 +337,19 @@ class KafkaConfig(_Model):
         15.0, gt=0, description="How long startup waits for the brokers to answer."
     )
     partitions: int = Field(1, ge=1, description="Partitions of topics the bridge creates.")
-    replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas of the topics the bridge creates. Unset: 3 when the cluster "
+        "has 3 or more brokers (as it reports them at startup), else one per broker.",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the topics the bridge creates: replicas that "
+        "must hold a record before Kafka acknowledges it (acks=all). Unset: a majority of "
+        "3 or more replicas (2 of 3), else 1. Existing topics are left as they are.",
+    )
     compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = Field(
         "lz4", description="Producer compression; lz4 is the cheapest in CPU."
     )
@@ -380,6 +392,16 @@ class KafkaConfig(_Model):
                         f"librdkafka.{key} conflicts with kafka.tls / kafka.sasl; set it in "
                         "one place"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_enough(self) -> KafkaConfig:
+        rf, min_isr = self.replication_factor, self.min_insync_replicas
+        if rf is not None and min_isr is not None and min_isr > rf:
+            raise ValueError(
+                f"min_insync_replicas ({min_isr}) exceeds replication_factor ({rf}): "
+                "Kafka would refuse every acks=all write"
+            )
         return self
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -104,22 +105,57 @@ def check_reachable(admin: AdminClient, config: KafkaConfig) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Replication:
+    """How created topics are replicated: ``factor`` copies, ``min_insync`` of which must
+    hold a record before Kafka acknowledges it to an ``acks=all`` producer."""
+
+    factor: int
+    min_insync: int
+
+
+def replication_for(config: KafkaConfig, brokers: int) -> Replication:
+    """The configured replication, or what suits a cluster of ``brokers``.
+
+    Why these defaults: three replicas with two in sync is the usual choice for data that
+    must survive a broker (one may crash, pause or restart and writes go on; a record
+    acknowledged is on two disks). A smaller cluster cannot hold three, so each broker
+    holds one, with one in sync: a 2-broker cluster would otherwise stop taking writes
+    whenever either broker is away.
+    """
+    factor = config.replication_factor or min(3, max(1, brokers))
+    min_insync = config.min_insync_replicas or (factor // 2 + 1 if factor >= 3 else 1)
+    if min_insync > factor:
+        raise KafkaSetupError(
+            f"kafka.min_insync_replicas is {min_insync} but topics get {factor} replica(s): "
+            "Kafka would refuse every acks=all write; set kafka.replication_factor too"
+        )
+    return Replication(factor, min_insync)
+
+
 def ensure_topics(
     config: KafkaConfig, topics: Iterable[str], max_message_bytes: int, timeout_s: float = 30.0
 ) -> list[str]:
-    """Create the missing topics; return the ones created. Existing topics are left as is."""
+    """Create the missing topics; return the ones created. Existing topics are left as is.
+
+    Unless configured, the replication follows the size of the cluster as its metadata
+    lists it now (``replication_for``): a broker that is down at this moment is not
+    counted, and Kafka would refuse more replicas than live brokers anyway.
+    """
     admin = admin_client(config)
     check_reachable(admin, config)
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    metadata = admin.list_topics(timeout=timeout_s)
+    existing = set(metadata.topics)
     wanted = [t for t in topics if t not in existing]
     if not wanted:
         return []
-    topic_config = {"max.message.bytes": str(max_message_bytes)}
+    replication = replication_for(config, len(metadata.brokers))
+    topic_config = {
+        "max.message.bytes": str(max_message_bytes),
+        "min.insync.replicas": str(replication.min_insync),
+    }
     futures = admin.create_topics(
-        [
-            NewTopic(t, config.partitions, config.replication_factor, config=topic_config)
-            for t in wanted
-        ],
+        [NewTopic(t, config.partitions, replication.factor, config=topic_config) for t in wanted],
         operation_timeout=timeout_s,
         request_timeout=timeout_s,
     )
@@ -133,5 +169,11 @@ def ensure_topics(
                 continue  # another bridge of the cluster created it first
             raise KafkaSetupError(f"cannot create topic {topic}: {error.args[0].str()}") from None
     if created:
-        log.info("Created topics: %s.", ", ".join(created))
+        log.info(
+            "Created topics (%d replica(s), min.insync.replicas %d; %d broker(s) listed): %s.",
+            replication.factor,
+            replication.min_insync,
+            len(metadata.brokers),
+            ", ".join(created),
+        )
     return created
