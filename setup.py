@@ -17,6 +17,13 @@ setup(
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
         ),
         Extension(
+            # librdkafka is opened at run time (the one confluent-kafka loaded); only
+            # its header is needed here (Debian's librdkafka-dev).
+            "bridge.sinks.kafka._producer",
+            ["bridge/sinks/kafka/_producer.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
+        ),
+        Extension(
             "bridge.codec._avro_decode",
             ["bridge/codec/_avro_decode.c"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],

@@ -1,16 +1,16 @@
 """Delivery latency (event time to Kafka's acknowledgement) as histogram buckets.
 
-The observation is made in the Kafka sink's delivery callback, once per record, so it
-is kept to a few bytecodes: an integer millisecond difference, one ``bisect`` over a
-short tuple, and two list increments. A ``prometheus_client.Histogram`` would take a
-lock and walk its buckets in Python per record; here the buckets are plain lists that
-the scrape reads (under the GIL a list of ints is read consistently enough for a
-histogram: the count is the sum of the buckets it read).
+The observation is made once per record in the native producer's delivery report
+(``bridge/sinks/kafka/_producer.c``), with these bounds and the rule of
+:meth:`LatencyBuckets.observe_ms`: no Python runs per record. A
+``prometheus_client.Histogram`` would take a lock and walk its buckets per record; here
+the scrape reads the buckets whole.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from time import time_ns
 
 # Upper bounds in milliseconds: the record's Kafka timestamp, which is its event time,
@@ -40,6 +40,7 @@ class LatencyBuckets:
         self.bounds = BOUNDS_MS
         self.counts = [0] * (len(BOUNDS_MS) + 1)
         self.sum_ms = [0]  # a one-element list, so the callback's closure can add to it
+        self._reader: Callable[[], tuple[list[int], int]] | None = None
 
     def observe_ms(self, event_ms: int) -> None:
         """One record acknowledged now whose event time was ``event_ms`` (wall clock).
@@ -50,6 +51,13 @@ class LatencyBuckets:
         self.counts[bisect_left(self.bounds, latency)] += 1
         self.sum_ms[0] += latency
 
+    def read_from(self, reader: Callable[[], tuple[list[int], int]]) -> None:
+        """Take the figures from ``reader`` from now on: the native producer observes
+        each delivery in C with these bounds and this rule (see :meth:`observe_ms`)."""
+        self._reader = reader
+
     def snapshot(self) -> tuple[list[int], int]:
         """(counts per bucket, sum in ms), read together."""
+        if self._reader is not None:
+            return self._reader()
         return list(self.counts), self.sum_ms[0]

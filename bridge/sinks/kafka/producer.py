@@ -1,8 +1,11 @@
 """The Kafka producer: event records in, delivery reports back into the ledger.
 
-Per-record Python work is one ``produce()`` call; the values arrive already encoded
-from the native encoder. Every stream has a route (topic, constant headers, a delivery
-callback bound to its counters) built once per session, so the loop looks nothing up.
+There is no per-record Python: the values arrive already encoded from the native
+encoder, and a drained batch is handed to the native producer (``_producer.c``) in one
+call, which produces each record through librdkafka with its route's prebuilt headers
+and counts delivery reports per stream in C. Every stream has a route (topic, constant
+headers) built once per session. Python sees a record again only when it failed: the
+failures of a poll arrive together, per stream, and are counted as producer losses.
 
 Backpressure: when librdkafka's queue is full, ``produce()`` raises ``BufferError``.
 The sink then serves delivery reports and retries for up to ``queue_full_timeout_ms``;
@@ -15,23 +18,25 @@ from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from time import time_ns
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError
 
 from bridge.codec import _native
 from bridge.config import KafkaConfig
+from bridge.errors import KafkaSetupError
 from bridge.events.envelope import LossStage
 from bridge.metrics.latency import LatencyBuckets
+from bridge.sinks.kafka import _producer, librdkafka
 from bridge.sinks.kafka.client_log import ClientLog
-from bridge.sinks.kafka.security import client_security, new_client
+from bridge.sinks.kafka.security import client_security
 
 log = logging.getLogger(__name__)
 
-MAX_STREAMS = 256  # tp_id range of the native encoder
+MAX_STREAMS = _producer.MAX_STREAMS  # tp_id range of the native encoder
+# librdkafka's syslog levels as logging's, as confluent-kafka maps them.
+_LOG_LEVELS = (50, 50, 50, 40, 30, 20, 20, 10)
 
 # Producer-stage losses are reported through this (the encoder's add_loss).
 LossReporter = Callable[[int, int, int, bool], None]
@@ -70,6 +75,17 @@ def producer_config(config: KafkaConfig, message_max_bytes: int) -> dict[str, st
     return conf
 
 
+def librdkafka_settings(conf: Mapping[str, object]) -> list[tuple[str, str]]:
+    """librdkafka's string form of each setting (booleans as true/false)."""
+    out = []
+    for name, value in conf.items():
+        if isinstance(value, bool):
+            out.append((name, "true" if value else "false"))
+        else:
+            out.append((name, str(value)))
+    return out
+
+
 class KafkaSink:
     """Owns the producer and the per-stream produce/ack/fail counters."""
 
@@ -79,146 +95,118 @@ class KafkaSink:
         # Through logging, not librdkafka's raw stderr lines; hushed by close() if no
         # session ever started (then the startup check has said why Kafka refused us).
         self._client_log = ClientLog()
-        conf = {
-            **producer_config(config, message_max_bytes),
-            "error_cb": self._on_client_error,
-            "logger": self._client_log,
-        }
-        self._producer = new_client(lambda: Producer(conf))
-        self.produced = [0] * MAX_STREAMS
-        self.acked = [0] * MAX_STREAMS
-        self.failed = [0] * MAX_STREAMS
+        librdkafka.load()
+        try:
+            self._producer = _producer.Producer(
+                librdkafka_settings(producer_config(config, message_max_bytes)),
+                on_log=self._on_log,
+                on_error=self._on_client_error,
+                on_failures=self._on_failures,
+                on_bridge_failure=self._on_bridge_failure,
+            )
+        except ValueError as error:  # librdkafka's words for a refused setting
+            raise KafkaSetupError(
+                f"The Kafka client settings were refused: {error} "
+                "(check kafka.tls and kafka.librdkafka)"
+            ) from None
         self._routes: list[Route | None] = [None] * MAX_STREAMS
-        self._callbacks: list[Callable[[KafkaError | None, Message], None] | None] = [
-            None
-        ] * MAX_STREAMS
         self._report_loss: LossReporter | None = None
         self._carried = False  # a session started: records may be queued
         self.bridge_records_failed = 0
         self._last_error_log = 0.0
-        # Set (before a session starts) to observe each record's delivery latency.
-        self.latency: LatencyBuckets | None = None
+        self._latency: LatencyBuckets | None = None
+
+    # ---------------------------------------------------------------- counters
+    @property
+    def produced(self) -> list[int]:
+        """Per stream (tp_id), records handed to librdkafka this session."""
+        return self._producer.counts()[0]
+
+    @property
+    def acked(self) -> list[int]:
+        """Per stream, records Kafka acknowledged this session."""
+        return self._producer.counts()[1]
+
+    @property
+    def failed(self) -> list[int]:
+        """Per stream, records that failed after queueing (producer losses)."""
+        return self._producer.counts()[2]
+
+    @property
+    def latency(self) -> LatencyBuckets | None:
+        return self._latency
+
+    @latency.setter
+    def latency(self, buckets: LatencyBuckets | None) -> None:
+        """Observe each event record's delivery latency into ``buckets`` (metrics on):
+        counted in the native delivery report, read at scrape time."""
+        self._latency = buckets
+        if buckets is not None:
+            self._producer.observe_latency(buckets.bounds)
+            buckets.read_from(self._producer.latency)
 
     # ---------------------------------------------------------------- session
     def start_session(self, routes: dict[int, Route], report_loss: LossReporter) -> None:
         """New routes and zeroed counters; the previous session must have been flushed."""
         self._carried = True
         self._report_loss = report_loss
-        self.produced = [0] * MAX_STREAMS
-        self.acked = [0] * MAX_STREAMS
-        self.failed = [0] * MAX_STREAMS
+        self._producer.start_session()
         self._routes = [None] * MAX_STREAMS
-        self._callbacks = [None] * MAX_STREAMS
         for tp_id, route in routes.items():
             self._routes[tp_id] = route
-            self._callbacks[tp_id] = self._delivery_callback(tp_id)
+            self._producer.set_route(tp_id, route.topic, route.headers)
 
-    def _delivery_callback(self, tp_id: int) -> Callable[[KafkaError | None, Message], None]:
-        acked = self.acked
-        if self.latency is not None:
-            return self._timed_delivery_callback(tp_id, self.latency)
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                acked[tp_id] += 1
-            else:
-                self._failed(tp_id, error)
-
-        return on_delivery
-
-    def _timed_delivery_callback(
-        self, tp_id: int, latency: LatencyBuckets
-    ) -> Callable[[KafkaError | None, Message], None]:
-        """The callback with the delivery latency observed (metrics on): the body of
-        :meth:`LatencyBuckets.observe_ms` inlined, every name bound in the closure."""
-        acked, bounds, counts, sum_ms = self.acked, latency.bounds, latency.counts, latency.sum_ms
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                acked[tp_id] += 1
-                elapsed = time_ns() // 1_000_000 - message.timestamp()[1]
-                if elapsed < 0:  # the wall clock stepped back
-                    elapsed = 0
-                counts[bisect_left(bounds, elapsed)] += 1
-                sum_ms[0] += elapsed
-            else:
-                self._failed(tp_id, error)
-
-        return on_delivery
-
-    def _failed(self, tp_id: int, error: KafkaError) -> None:
-        self.failed[tp_id] += 1
-        route = self._routes[tp_id]
-        if self._report_loss is not None and route is not None:
-            self._report_loss(route.sequence, LossStage.PRODUCER, 1, False)
-        self._log_limited("Kafka did not accept a record (counted as a producer loss): %s.", error)
+    def _on_failures(self, failures: list[tuple[int, int, str]]) -> None:
+        """Records that failed after queueing (timed out, purged, refused by the
+        broker), per stream, since the last poll: producer losses."""
+        for tp_id, count, error in failures:
+            route = self._routes[tp_id]
+            if self._report_loss is not None and route is not None:
+                self._report_loss(route.sequence, LossStage.PRODUCER, count, False)
+            self._log_limited(
+                "Kafka did not accept %d record(s) (counted as producer losses): %s.",
+                count,
+                error,
+            )
 
     # ---------------------------------------------------------------- events
-    def produce_events(self, batch: Sequence[_native.Encoded]) -> int:
+    def produce_events(self, batch: list[_native.Encoded]) -> int:
         """Produce a drained batch; return how many were handed over (all, unless the
         queue stayed full past queue_full_timeout_ms)."""
-        produce = self._producer.produce
-        routes, callbacks, produced, key = self._routes, self._callbacks, self.produced, self.key
-        for index, (tp_id, value, ts_ms) in enumerate(batch):
-            route = routes[tp_id]
-            assert route is not None, f"no route for stream {tp_id}"
-            deadline = 0.0
-            while True:
-                try:
-                    produce(
-                        route.topic,
-                        value,
-                        key,
-                        on_delivery=callbacks[tp_id],
-                        timestamp=ts_ms,
-                        headers=route.headers,
-                    )
-                    produced[tp_id] += 1
-                    break
-                except BufferError:
-                    now = time.monotonic()
-                    if not deadline:
-                        deadline = now + self.config.queue_full_timeout_ms / 1000
-                    elif now >= deadline:
-                        self._log_limited(
-                            "Kafka producer queue stayed full for %s ms; dropping the rest of "
-                            "the batch (counted as bridge losses).",
-                            self.config.queue_full_timeout_ms,
-                        )
-                        return index
-                    self._producer.poll(0.005)  # serve delivery reports: frees queue slots
-                except KafkaException as error:  # refused before queueing, e.g. too large
-                    if self._report_loss is not None:
-                        self._report_loss(route.sequence, LossStage.PRODUCER, 1, True)
-                    self._log_limited(
-                        "Kafka refused a record (counted as a producer loss): %s.", error
-                    )
-                    break
-        self._producer.poll(0)
-        return len(batch)
+        handed_over, refused = self._producer.produce_events(
+            batch, self.key, self.config.queue_full_timeout_ms
+        )
+        if handed_over < len(batch):
+            self._log_limited(
+                "Kafka producer queue stayed full for %s ms; dropping the rest of "
+                "the batch (counted as bridge losses).",
+                self.config.queue_full_timeout_ms,
+            )
+        for tp_id, error in refused:  # refused before queueing, e.g. too large
+            route = self._routes[tp_id]
+            if self._report_loss is not None and route is not None:
+                self._report_loss(route.sequence, LossStage.PRODUCER, 1, True)
+            self._log_limited("Kafka refused a record (counted as a producer loss): %s.", error)
+        return handed_over
 
     # ---------------------------------------------------------------- bridge's own records
     def produce_bridge_record(self, topic: str, value: bytes, headers: Headers) -> None:
         """Heartbeats and dead letters: low rate, produced with a bounded wait if full."""
         for _ in range(2):
-            try:
-                self._producer.produce(
-                    topic,
-                    value,
-                    self.key,
-                    on_delivery=self._bridge_record_delivered,
-                    headers=headers,
-                )
+            code = self._producer.produce(topic, value, self.key, headers)
+            if code == 0:
                 return
-            except BufferError:
-                self._producer.poll(1.0)
+            if code != _producer.QUEUE_FULL:
+                self.bridge_records_failed += 1
+                log.error("Kafka refused a record for %s: %s.", topic, KafkaError(code).str())
+                return
+            self._producer.poll(1.0)
         self.bridge_records_failed += 1
         log.error("Could not queue a record for %s: the producer queue is full.", topic)
 
-    def _bridge_record_delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self.bridge_records_failed += 1
-            log.error("A bridge record for %s was not delivered: %s.", message.topic(), error)
+    def _on_bridge_failure(self, topic: str, error: str) -> None:
+        self.bridge_records_failed += 1
+        log.error("A bridge record for %s was not delivered: %s.", topic, error)
 
     # ---------------------------------------------------------------- lifecycle
     def poll(self, timeout_s: float = 0.0) -> None:
@@ -228,15 +216,14 @@ class KafkaSink:
         """Drop what was never sent (definitely not delivered: counted as producer
         losses through the delivery reports). Records already sent are left to settle,
         because the broker may have written them."""
-        self._producer.purge(in_queue=True, in_flight=False, blocking=True)
-        self._producer.poll(0)
+        self._producer.purge_queued()
 
     def in_flight(self) -> int:
         return len(self._producer)
 
     def flush(self, timeout_s: float) -> int:
         """Wait for every queued record to be acked or to fail; return how many remain."""
-        return int(self._producer.flush(timeout_s))
+        return self._producer.flush(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush what is left and release the client's threads and sockets."""
@@ -247,10 +234,22 @@ class KafkaSink:
             log.error("%d records were still undelivered when the producer closed.", remaining)
         self._producer.close()
 
-    def _on_client_error(self, error: KafkaError) -> None:
+    def _on_log(self, level: int, facility: str, text: str) -> None:
+        self._client_log.log(
+            _LOG_LEVELS[min(max(level, 0), 7)], "%s [%s] %s", facility, self._name(), text
+        )
+
+    def _name(self) -> str:
+        try:
+            return self._producer.name
+        except RuntimeError:  # closed
+            return "rdkafka#producer"
+
+    def _on_client_error(self, code: int, reason: str, fatal: bool) -> None:
+        error = KafkaError(code, reason, fatal=fatal)
         if self._client_log.hushed:
             log.debug("Kafka client error while closing unused: %s.", error)
-        elif error.fatal():
+        elif fatal:
             log.error("Fatal Kafka producer error: %s.", error)
         else:
             self._log_limited("Kafka client error (will retry): %s.", error)
