@@ -329,7 +329,10 @@ class LocalCluster:
             layout = new_layout(self._size, self._port, self._version)
             layout.write(self.layout_path)
         self._check(layout)
-        self._nodes = self._build(layout)
+        if not self._nodes:
+            # Kept once built: a node this object restarted is its child, and only the
+            # object that started it can reap it.
+            self._nodes = self._build(layout)
         ensure_jars(self._version)  # once, before the nodes' threads all ask for it
         with ThreadPoolExecutor(len(self._nodes), thread_name_prefix="kafka-node") as pool:
             futures = [pool.submit(node.start, timeout) for node in self._nodes]
