@@ -29,6 +29,10 @@ settings.load_profile("gate")
 CLEANED_ENV_PREFIX = "TRACEBRIDGE_"
 KEEP_ENV = {"TRACEBRIDGE_CACHE_DIR", "TRACEBRIDGE_TEST_BOOTSTRAP"}
 
+# Read at import: _clean_environment removes TRACEBRIDGE_* variables before each test, and
+# this one is needed when the registry_url fixture first runs.
+_GIVEN_REGISTRY = os.environ.get("TRACEBRIDGE_TEST_REGISTRY")
+
 
 def _bpf_missing() -> str | None:
     from bridge.sources.usdt.privileges import effective_mask, missing_capabilities
@@ -77,6 +81,20 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The ccompat v7 URL of a real Apicurio registry for this test session (tests/registry,
+    tests/jvm): the project's LocalRegistry on free ports, storage in memory, so every
+    session starts with no subjects; or TRACEBRIDGE_TEST_REGISTRY's, if set."""
+    if _GIVEN_REGISTRY:
+        yield _GIVEN_REGISTRY.rstrip("/")
+        return
+    from bridge.localregistry.registry import LocalRegistry
+
+    with LocalRegistry(tmp_path_factory.mktemp("registry"), port=0) as registry:
+        yield registry.url
 
 
 @pytest.fixture
