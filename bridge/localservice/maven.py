@@ -9,7 +9,8 @@ there. A POM under ``deploy/`` says what to fetch and where its ``package`` phas
   may race to fill it;
 - with a stamp written last, recording the POM's digest: an interrupted fetch is redone
   from scratch instead of leaving a half-filled directory, and an edited POM refetches
-  instead of silently using what the old one fetched;
+  instead of silently using what the old one fetched (a POM that also compiles code names
+  its sources, whose content joins the digest, so an edited class rebuilds too);
 - failing with the command, the cache directory and the tail of Maven's output.
 """
 
@@ -53,6 +54,8 @@ class MavenFetch:
     error: type[Exception]
     """Raised, with the evidence, whenever the fetch fails."""
     timeout_s: float
+    sources: Path | None = None
+    """A directory the POM compiles (``src/``): its files' content joins the stamp's digest."""
 
     @property
     def cache_dir(self) -> Path:
@@ -107,7 +110,7 @@ def ensure_fetched(fetch: MavenFetch) -> Path:
             )
         stamp = {
             f"{fetch.name}_version": fetch.version,
-            "pom_sha256": _pom_digest(fetch.pom),
+            "pom_sha256": _digest(fetch),
             "file_count": len(found),
             "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -126,11 +129,20 @@ def _stamp_is_current(fetch: MavenFetch) -> bool:
         return False
     # Without the POM (an installed, non-checkout copy) trust the cache: it cannot be
     # refetched anyway.
-    return not fetch.pom.is_file() or recorded.get("pom_sha256") == _pom_digest(fetch.pom)
+    return not fetch.pom.is_file() or recorded.get("pom_sha256") == _digest(fetch)
 
 
-def _pom_digest(pom: Path) -> str:
-    return hashlib.sha256(pom.read_bytes()).hexdigest()
+def _digest(fetch: MavenFetch) -> str:
+    """The POM's sha256; with ``sources``, of the POM and every source file's path and bytes.
+
+    Without sources it is the POM's own digest, as stamps written before ``sources`` hold.
+    """
+    digest = hashlib.sha256(fetch.pom.read_bytes())
+    if fetch.sources is not None:
+        for path in sorted(p for p in fetch.sources.rglob("*") if p.is_file()):
+            digest.update(b"\0" + str(path.relative_to(fetch.sources)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _run_maven(fetch: MavenFetch) -> None:

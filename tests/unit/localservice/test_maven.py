@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
@@ -111,3 +112,27 @@ def test_without_mvn_the_error_says_how_to_install_it(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(FakeError, match=r"Cannot fetch Thing 1\.0 jars: `mvn` is not on PATH"):
         ensure_fetched(fetch)
+
+
+def test_an_edited_source_file_rebuilds(tmp_path: Path, fetch: MavenFetch, mvn_log: Path) -> None:
+    """A POM that compiles code (deploy/jvm/) names its sources: editing one rebuilds."""
+    sources = tmp_path / "src"
+    (sources / "pkg").mkdir(parents=True)
+    (sources / "pkg" / "A.java").write_text("class A {}")
+    compiling = dataclasses.replace(fetch, sources=sources)
+    ensure_fetched(compiling)
+    ensure_fetched(compiling)
+    (sources / "pkg" / "A.java").write_text("class A { int x; }")
+    ensure_fetched(compiling)
+    (sources / "pkg" / "B.java").write_text("class B {}")
+    ensure_fetched(compiling)
+    assert len(_runs(mvn_log)) == 3
+
+
+def test_without_sources_the_stamp_holds_the_poms_own_digest(
+    fetch: MavenFetch, mvn_log: Path
+) -> None:
+    """So stamps written before sources existed stay current (no refetch of the broker)."""
+    ensure_fetched(fetch)
+    pom_sha256 = hashlib.sha256(fetch.pom.read_bytes()).hexdigest()
+    assert f'"pom_sha256": "{pom_sha256}"' in fetch.stamp.read_text()
