@@ -10,24 +10,36 @@ loop thread), producing, and librdkafka's threads (the rest).
 
 Sources plug in a :class:`NodeRunner`: how to run one traced node, and (optionally)
 the node's cost with nothing attached.
+
+With ``metrics``, the bridge serves its Prometheus endpoint and the benchmark scrapes it
+every :data:`SCRAPE_INTERVAL_S` while the bridge runs (far more often than Prometheus
+would), so the bridge's CPU per event includes what metrics cost: the per-record latency
+observation, the per-heartbeat counters and the scrapes. After each session, /metrics
+must say what the ledger says.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.status import BridgeExited, StatusFile
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NET_STREAMS = ("net:inbound_message", "net:outbound_message", "net:messages")
+SCRAPE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,17 @@ class StageResult:
     settle_s: float
     node_us_per_event: float | None
     node_us_per_event_untraced: float | None
+    metrics: bool = False  # the bridge served /metrics, scraped every SCRAPE_INTERVAL_S
+    metrics_delivered: int | None = None  # what /metrics counted delivered in this run
+
+    @property
+    def label(self) -> str:
+        """The source, and the configuration when it is not the default one."""
+        return f"{self.source} +metrics" if self.metrics else self.source
+
+    def metrics_agree(self) -> bool:
+        """With metrics on, /metrics counted exactly what the ledger delivered."""
+        return not self.metrics or self.metrics_delivered == self.delivered
 
     @property
     def loss_pct(self) -> float:
@@ -158,32 +181,94 @@ class BridgeProcess:
         self._log.close()
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, for the bridge's metrics endpoint."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MetricsScraper:
+    """Scrapes a bridge's /metrics every ``interval_s`` in a thread, as Prometheus does."""
+
+    def __init__(self, port: int, interval_s: float = SCRAPE_INTERVAL_S) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.interval_s = interval_s
+        self.scrapes = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310
+            text: str = response.read().decode()
+        self.scrapes += 1
+        return text
+
+    def delivered(self, streams: Sequence[str] = NET_STREAMS) -> int:
+        """``tracebridge_events_delivered_total`` summed over ``streams``, now."""
+        return int(
+            sum(
+                sample.value
+                for family in text_string_to_metric_families(self.scrape())
+                for sample in family.samples
+                if sample.name == "tracebridge_events_delivered_total"
+                and sample.labels.get("stream") in streams
+            )
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.scrape()
+            except OSError:  # the check after each run would fail too: it says so
+                self.failures += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(15)
+
+
 def run_rates(
     runner: NodeRunner, bootstrap: str, rates_eps: Sequence[float], seconds: float, prefix: str,
-    baseline: bool = True, settings_env: Mapping[str, str] | None = None,
+    baseline: bool = True, settings_env: Mapping[str, str] | None = None, metrics: bool = False,
 ) -> list[StageResult]:  # fmt: skip
     """Every rate through ``runner``'s source; one row per rate. ``settings_env``: more
-    TRACEBRIDGE_* settings for the bridge (what the benchmark varies)."""
+    TRACEBRIDGE_* settings for the bridge (what the benchmark varies). ``metrics``: the
+    bridge serves /metrics, scraped meanwhile and checked against the ledger."""
     # Untraced runs first: a bridge that finds nodes by binary would attach to them.
     untraced = [
         runner.untraced_us_per_event(rate, seconds) if baseline else None for rate in rates_eps
     ]
+    env = {**runner.bridge_env(), **(settings_env or {})}
+    scraper: MetricsScraper | None = None
+    if metrics:
+        port = free_port()
+        env |= {"TRACEBRIDGE_METRICS__PORT": str(port), "TRACEBRIDGE_METRICS__ADDRESS": "127.0.0.1"}
+        scraper = MetricsScraper(port)
     results = []
     with tempfile.TemporaryDirectory(prefix="tracebridge-bench-") as workdir:
-        bridge = BridgeProcess(
-            runner.bridge_args(),
-            {**runner.bridge_env(), **(settings_env or {})},
-            bootstrap,
-            prefix,
-            Path(workdir),
-        )
+        bridge = BridgeProcess(runner.bridge_args(), env, bootstrap, prefix, Path(workdir))
         try:
-            bridge.wait_for("waiting", None, timeout=60)
+            bridge.wait_for("waiting", None, timeout=60)  # the endpoint listens from here
+            if scraper is not None:
+                scraper.start()
             last: str | None = None
+            counted = 0  # delivered, as /metrics said after the previous run
             for rate, cost in zip(rates_eps, untraced, strict=True):
                 result, last = _one_rate(bridge, runner, rate, seconds, last, cost)
+                if scraper is not None:
+                    total = scraper.delivered()  # the run's books are closed: final
+                    result = replace(result, metrics=True, metrics_delivered=total - counted)
+                    counted = total
                 results.append(result)
         finally:
+            if scraper is not None:
+                scraper.stop()
             bridge.close()
     return results
 
@@ -268,7 +353,7 @@ def format_table(results: Sequence[StageResult]) -> str:
         offered = "flat out" if r.offered_eps == 0 else f"{r.offered_eps:,.0f}"
         lost = "/".join(str(r.lost.get(k, 0)) for k in ("kernel", "bridge", "producer", "node"))
         lines.append(
-            f"| {r.source} | {offered} | {r.achieved_eps:,.0f} | {r.delivered_eps:,.0f} | "
+            f"| {r.label} | {offered} | {r.achieved_eps:,.0f} | {r.delivered_eps:,.0f} | "
             f"{r.loss_pct:.2f} | {lost} | {r.per_event_us(r.bridge_cpu_s):.2f} | "
             f"{r.per_event_us(r.receive_cpu_s):.2f} | {r.per_event_us(r.produce_cpu_s):.2f} | "
             f"{r.per_event_us(r.librdkafka_cpu_s):.2f} | {us(r.node_us_per_event)} | "

@@ -53,6 +53,12 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
                     is_flag=True,
                     help="Run the bridge with kafka.event_headers off (what headers cost).",
                 ),
+                click.option(
+                    "--metrics",
+                    is_flag=True,
+                    help="Run every rate twice, without and with the Prometheus endpoint "
+                    "(metrics.port, scraped every second), side by side: what metrics cost.",
+                ),
                 JSON_OPTION,
             ]
         ):
@@ -64,7 +70,7 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
 
 def _ping(
     runners: list[NodeRunner], rates: str, seconds: float, bootstrap_servers: str | None,
-    no_baseline: bool, no_event_headers: bool, json_file: Path | None,
+    no_baseline: bool, no_event_headers: bool, metrics: bool, json_file: Path | None,
 ) -> None:  # fmt: skip
     bootstrap = kafka_target(bootstrap_servers)
     offered = [float(r) for r in rates.split(",")]
@@ -72,10 +78,20 @@ def _ping(
     results: list[StageResult] = []
     for runner in runners:
         prefix = f"bench-{runner.source}-{int(time.time())}"
-        results += run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline, env)
+        rows = run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline, env)
+        if metrics:
+            # The same rates with the endpoint on, each row right under its twin. The
+            # node's untraced cost does not depend on the bridge: measured once.
+            with_metrics = run_rates(
+                runner, bootstrap, offered, seconds, f"{prefix}-metrics", False, env, metrics=True
+            )
+            rows = [row for pair in zip(rows, with_metrics, strict=True) for row in pair]
+        results += rows
     click.echo(format_table(results))
     if not all(r.balanced() for r in results):
         click.echo("WARNING: some runs do not balance (delivered + lost != fired)", err=True)
+    if not all(r.metrics_agree() for r in results):
+        click.echo("WARNING: /metrics and the ledger disagree on what was delivered", err=True)
     if json_file is not None:
         json_file.write_text(json.dumps([asdict(r) for r in results], indent=2))
 
@@ -87,6 +103,7 @@ def bench_usdt(**options: Any) -> None:
 
     Prints offered and delivered events/s, loss by stage, the bridge's CPU per delivered
     event (and where it goes), and the emulated node's CPU per probe hit, traced and not.
+    With --metrics, each rate also with the Prometheus endpoint on ("usdt +metrics").
     """
     _ping([UsdtRunner()], **options)
 
