@@ -127,7 +127,10 @@ def setting_exists(env_name: str) -> bool:
 def test_services_and_defaults() -> None:
     config = compose_config()
     services = config["services"]
-    assert set(services) == {"kafka", "registry", "bridge", "consumer", "prometheus", "grafana"}
+    assert set(services) == {
+        *("kafka", "registry", "bridge", "consumer", "prometheus", "grafana"),
+        *("connect-jars", "connect"),  # tests/deploy/test_compose_connect.py
+    }
     assert services["kafka"]["image"] == "apache/kafka:4.3.1"
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["registry"]["image"] == "apicurio/apicurio-registry:3.3.3"
