@@ -123,8 +123,7 @@ def read_records(
                 trace = traces.get(key)
                 if trace is None:
                     trace = traces[key] = StreamTrace()
-                trace.seqs.append(envelope["seq"])
-                trace.lost_befores.append(envelope["lost_before"])
+                trace.add(envelope["seq"], envelope["lost_before"])
                 yield Event(
                     known.full_name,
                     envelope,
@@ -175,7 +174,7 @@ def read_events(
     ``start``/``end`` bound the event time (``datetime`` with a time zone, or int ns
     since the epoch; ``end`` exclusive); ``start_offset``/``end_offset`` bound every
     partition's offsets. ``ordered=False`` keeps Kafka's partition order (cheaper).
-    ``stats`` collects counts and each stream's (seq, lost_before) trace, from which
+    ``stats`` collects counts and each stream's trace (its seqs and lost_before), from which
     :func:`bridge.replay.gaps.find_gaps` reports the gaps. Heartbeats in ``topics``
     (``<prefix>.bridge``) go to ``on_bridge_record`` if given, never to the iterator.
     ``native_decode=False`` decodes with fastavro alone (same values, slower).

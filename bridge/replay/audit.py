@@ -144,18 +144,39 @@ def judge(gaps: StreamGaps, last_lost: dict[str, int] | None, require_closed: bo
 
 
 class Audit:
-    """Evidence from the topics: per stream, the records' (seq, lost_before), and the
-    latest ledger entry (SESSION_END over periodic, then the highest heartbeat_seq)."""
+    """Evidence from the topics: per stream, its records' seqs and lost_before
+    (:class:`StreamTrace`), and the latest ledger entry (SESSION_END over periodic, then
+    the highest heartbeat_seq).
+
+    These are books that merge: readers that each read a share of the partitions build
+    one Audit each, and :meth:`merge` adds them up to exactly the Audit one reader of
+    every partition would have built, whatever the shares and their order. Every choice
+    between two facts (the ledger entry kept, a session's attach delay, the examples of
+    undecodable records) is made by value, never by arrival, so the verdict cannot
+    depend on which reader saw what first. That is what ``tracebridge audit --workers``
+    relies on: a stream's records sit in one partition, but its ledger sits in another
+    topic, read by whichever worker got that partition.
+    """
 
     def __init__(self, nodes: Sequence[str] | None = None) -> None:
         self.nodes = frozenset(nodes) if nodes else None
         self.traces: dict[StreamKey, StreamTrace] = {}
-        self._ledgers: dict[StreamKey, tuple[bool, int, Ledger]] = {}
+        self._ledgers: dict[StreamKey, tuple[tuple[Any, ...], Ledger]] = {}
         self.heartbeats = 0
-        # (node, session) -> ns from the node's start to its probes being live
-        self.attach_delays: dict[tuple[str, str], int] = {}
-        self.undecodable: list[str] = []
+        # (node, session) -> (rank of the heartbeat, ns from the node's start to live probes)
+        self._attach: dict[tuple[str, str], tuple[tuple[bool, int], int]] = {}
+        self._undecodable: list[tuple[str, int, int, str]] = []  # the first by location
         self.undecodable_count = 0
+
+    @property
+    def attach_delays(self) -> dict[tuple[str, str], int]:
+        """(node, session) -> how long after the node's start its probes were live."""
+        return {key: delay for key, (_, delay) in self._attach.items()}
+
+    @property
+    def undecodable(self) -> list[str]:
+        """Up to MAX_LISTED undecodable records, the first by topic, partition, offset."""
+        return [f"{t}[{p}]@{o}: {error}" for t, p, o, error in self._undecodable]
 
     def add_envelope(self, envelope: dict[str, Any]) -> None:
         node = envelope["node_id"]
@@ -171,21 +192,49 @@ class Audit:
         if self.nodes is not None and value["node_id"] not in self.nodes:
             return
         self.heartbeats += 1
-        delay = value.get("attach_delay_ns")
-        if delay is not None:
-            self.attach_delays[(value["node_id"], value["session_id"])] = int(delay)
         final = value["kind"] == "SESSION_END"
         rank = (final, int(value["heartbeat_seq"]))
+        session = (value["node_id"], value["session_id"])
+        delay = value.get("attach_delay_ns")
+        if delay is not None:
+            self._keep_attach(session, (rank, int(delay)))
         for book in value["streams"]:
-            key = (value["node_id"], value["session_id"], book["stream"])
-            held = self._ledgers.get(key)
-            if held is None or rank > held[:2]:
-                self._ledgers[key] = (*rank, Ledger.from_book(book, final))
+            ledger = Ledger.from_book(book, final)
+            self._keep_ledger((*session, book["stream"]), (_ledger_rank(rank, ledger), ledger))
 
-    def add_undecodable(self, where: str, error: str) -> None:
+    def _keep_ledger(self, key: StreamKey, entry: tuple[tuple[Any, ...], Ledger]) -> None:
+        held = self._ledgers.get(key)
+        if held is None or entry[0] > held[0]:
+            self._ledgers[key] = entry
+
+    def _keep_attach(self, session: tuple[str, str], entry: tuple[tuple[bool, int], int]) -> None:
+        held = self._attach.get(session)
+        if held is None or entry > held:
+            self._attach[session] = entry
+
+    def add_undecodable(self, topic: str, partition: int, offset: int, error: str) -> None:
         self.undecodable_count += 1
-        if len(self.undecodable) < MAX_LISTED:
-            self.undecodable.append(f"{where}: {error}")
+        self._undecodable.append((topic, partition, offset, error))
+        if len(self._undecodable) > MAX_LISTED:
+            self._undecodable = sorted(self._undecodable)[:MAX_LISTED]
+
+    def merge(self, other: Audit) -> None:
+        """Add the books of ``other``, read from other partitions (see the class doc)."""
+        if other.nodes != self.nodes:
+            raise ValueError("cannot merge audits of different node selections")
+        for key, trace in other.traces.items():
+            held = self.traces.get(key)
+            if held is None:
+                self.traces[key] = trace
+            else:
+                held.merge(trace)
+        for key, entry in other._ledgers.items():
+            self._keep_ledger(key, entry)
+        for session, attach in other._attach.items():
+            self._keep_attach(session, attach)
+        self.heartbeats += other.heartbeats
+        self.undecodable_count += other.undecodable_count
+        self._undecodable = sorted([*self._undecodable, *other._undecodable])[:MAX_LISTED]
 
     def judge(
         self,
@@ -205,7 +254,7 @@ class Audit:
         for key in sorted(keys):
             trace = self.traces.get(key) or StreamTrace()
             held = self._ledgers.get(key)
-            ledger = held[2] if held else None
+            ledger = held[1] if held else None
             gaps = find_gaps(
                 key,
                 trace,
@@ -219,9 +268,16 @@ class Audit:
             streams,
             self.heartbeats,
             self.undecodable_count,
-            self.undecodable,
+            sorted(self.undecodable),
             dict(self.attach_delays),
         )
+
+
+def _ledger_rank(rank: tuple[bool, int], ledger: Ledger) -> tuple[Any, ...]:
+    """SESSION_END first, then the highest heartbeat_seq; two entries with the same
+    (a heartbeat written twice) by their numbers, so the one kept is the same for
+    every reading order."""
+    return (*rank, ledger.fired, ledger.acked, sorted(ledger.lost.items()))
 
 
 @dataclass
@@ -252,6 +308,11 @@ class AuditReport:
         }
 
 
+def audit_topics(prefix: str, store: SchemaStore) -> list[str]:
+    """What an audit of ``prefix`` reads: every event topic, and the ledger."""
+    return [*event_topics(prefix, store), ledger_topic(prefix)]
+
+
 def read_audit(
     bootstrap_servers: str,
     prefix: str,
@@ -260,41 +321,55 @@ def read_audit(
     store: SchemaStore | None = None,
     consumer_config: dict[str, Any] | None = None,
 ) -> Audit:
-    """Read every event topic of ``prefix`` (envelopes only) and its ledger."""
-    decoder = FastDecoder(store or committed_schemas())
+    """Read every event topic of ``prefix`` (envelopes only) and its ledger, in this
+    process (:mod:`bridge.replay.audit_workers` shares the partitions among several)."""
+    store = store or committed_schemas()
+    topics = audit_topics(prefix, store)
+    with RangeReader(bootstrap_servers, topics, config=consumer_config) as reader:
+        return read_books(reader, Audit(nodes), store)
+
+
+def read_books(reader: RangeReader, audit: Audit, store: SchemaStore) -> Audit:
+    """Add everything ``reader`` reads to ``audit``'s books (envelopes and heartbeats)."""
+    decoder = FastDecoder(store)
     decode = decoder.decode
-    audit = Audit(nodes)
     node_set = audit.nodes
     traces = audit.traces
-    topics = [*event_topics(prefix, decoder.store), ledger_topic(prefix)]
-    with RangeReader(bootstrap_servers, topics, config=consumer_config) as reader:
-        for batch in reader.batches():
-            for message in batch:
-                value = message.value() or b""
-                try:
-                    known, record = decode(value, 1)  # the envelope is all it needs
-                except SingleObjectError as error:
-                    audit.add_undecodable(
-                        f"{message.topic()}[{message.partition()}]@{message.offset()}", str(error)
-                    )
-                    continue
-                envelope = record.get("envelope")
-                if envelope is None:
-                    if known.full_name == HEARTBEAT:
-                        audit.add_heartbeat(decode(value)[1])
-                    continue
-                # Audit.add_envelope, inlined: this loop runs once per record
-                node = envelope["node_id"]
-                if node_set is not None and node not in node_set:
-                    continue
-                key = (node, envelope["session_id"], envelope["stream"])
-                trace = traces.get(key)
-                if trace is None:
-                    trace = traces[key] = StreamTrace()
-                seq = envelope["seq"]
-                trace.seqs.append(seq)
-                trace.lost_befores.append(envelope["lost_before"])
-                if seq > trace.max_seq:
-                    trace.max_seq = seq
-                    trace.last_lost = envelope["lost"]
+    for batch in reader.batches():
+        for message in batch:
+            value = message.value() or b""
+            try:
+                known, record = decode(value, 1)  # the envelope is all it needs
+            except SingleObjectError as error:
+                audit.add_undecodable(
+                    message.topic() or "", message.partition() or 0, message.offset() or 0,
+                    str(error),
+                )  # fmt: skip
+                continue
+            envelope = record.get("envelope")
+            if envelope is None:
+                if known.full_name == HEARTBEAT:
+                    audit.add_heartbeat(decode(value)[1])
+                continue
+            # Audit.add_envelope, inlined: this loop runs once per record
+            node = envelope["node_id"]
+            if node_set is not None and node not in node_set:
+                continue
+            key = (node, envelope["session_id"], envelope["stream"])
+            trace = traces.get(key)
+            if trace is None:
+                trace = traces[key] = StreamTrace()
+            seq = envelope["seq"]
+            if seq == trace.next_seq:
+                trace.next_seq = seq + 1
+            else:
+                trace.jump(seq)
+            lost_before = envelope["lost_before"]
+            if lost_before:
+                trace.reports.append((seq, lost_before))
+            if seq > trace.max_seq:
+                trace.max_seq = seq
+                trace.last_lost = envelope["lost"]
+            elif seq == trace.max_seq:
+                trace.tie(envelope["lost"])
     return audit

@@ -27,10 +27,9 @@ within the tolerance are ``overreported`` (a warning: nothing is missing for the
 
 from __future__ import annotations
 
-from array import array
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from bridge.replay.events import StreamKey
@@ -97,19 +96,154 @@ class Ledger:
 
 @dataclass
 class StreamTrace:
-    """What the records of one stream said, in arrival order (two ints per record)."""
+    """What the records of one stream said, kept compact and mergeable.
 
-    seqs: array[int] = field(default_factory=lambda: array("q"))
-    lost_befores: array[int] = field(default_factory=lambda: array("q"))
+    A stream's seqs arrive almost in order, so they are kept as runs of consecutive
+    seqs (``runs``, plus the open run ``run_first..next_seq - 1``), and only the records
+    with a non-zero ``lost_before`` are kept one by one (``reports``): a million records
+    in order are one run, not two arrays of a million ints. That is what lets
+    ``tracebridge audit --workers N`` ship each worker's books to the parent.
+
+    Merging (:meth:`merge`) is exact and order-free: runs and reports are multisets, so
+    a duplicate seen by two readers is still a duplicate, and a seq reported with a
+    lost_before by one reader and without by another keeps the smaller, as one reader
+    would (:meth:`summary`). ``last_lost`` is the running totals on the highest seq;
+    equal highest seqs keep the larger totals, whatever the arrival order.
+    """
+
+    runs: list[tuple[int, int]] = field(default_factory=list)  # closed runs, may overlap
+    run_first: int = 0
+    next_seq: int | None = None  # one past the open run's last seq; None: no open run
+    reports: list[tuple[int, int]] = field(default_factory=list)  # (seq, lost_before != 0)
     max_seq: int = 0
     last_lost: dict[str, int] | None = None  # running totals on the highest seq seen
 
     def add(self, seq: int, lost_before: int, lost: dict[str, int] | None = None) -> None:
-        self.seqs.append(seq)
-        self.lost_befores.append(lost_before)
+        if seq == self.next_seq:
+            self.next_seq = seq + 1
+        else:
+            self.jump(seq)
+        if lost_before:
+            self.reports.append((seq, lost_before))
         if seq > self.max_seq:
             self.max_seq = seq
             self.last_lost = lost
+        elif seq == self.max_seq:
+            self.tie(lost)
+
+    def jump(self, seq: int) -> None:
+        """A seq that does not extend the open run: close it and open one at ``seq``."""
+        if self.next_seq is not None:
+            self.runs.append((self.run_first, self.next_seq - 1))
+        self.run_first = seq
+        self.next_seq = seq + 1
+
+    def tie(self, lost: dict[str, int] | None) -> None:
+        """Another record with the highest seq: keep the larger totals (order-free)."""
+        if lost is not None and (
+            self.last_lost is None or sorted(lost.items()) > sorted(self.last_lost.items())
+        ):
+            self.last_lost = lost
+
+    def all_runs(self) -> list[tuple[int, int]]:
+        if self.next_seq is None:
+            return list(self.runs)
+        return [*self.runs, (self.run_first, self.next_seq - 1)]
+
+    def merge(self, other: StreamTrace) -> None:
+        """Add ``other``'s records (another reader's share of the same stream)."""
+        self.runs.extend(other.all_runs())
+        self.reports.extend(other.reports)
+        if other.max_seq > self.max_seq:
+            self.max_seq = other.max_seq
+            self.last_lost = other.last_lost
+        elif other.max_seq == self.max_seq:
+            self.tie(other.last_lost)
+
+    def summary(self) -> SeqSummary:
+        """The distinct seqs, duplicates and reports, as :func:`find_gaps` walks them."""
+        return SeqSummary.of(self.all_runs(), self.reports)
+
+
+@dataclass(frozen=True)
+class SeqSummary:
+    """A stream's records normalised: distinct seqs as sorted, disjoint, maximal runs;
+    every extra occurrence of a seq counted as a duplicate; and per distinct seq the
+    smallest lost_before any of its records carried, listed when it is not zero."""
+
+    distinct: list[tuple[int, int]]
+    records: int
+    duplicates: int
+    duplicate_seqs: list[int]  # the smallest ones, one entry per extra occurrence
+    reports: list[tuple[int, int]]  # (seq, lost_before), by seq
+
+    @classmethod
+    def of(cls, runs: list[tuple[int, int]], reports: list[tuple[int, int]]) -> SeqSummary:
+        records = sum(last - first + 1 for first, last in runs)
+        ordered = sorted(runs)
+        if all(ordered[i][1] < ordered[i + 1][0] for i in range(len(ordered) - 1)):
+            # no seq twice: one record per reported seq
+            return cls(_joined(ordered), records, 0, [], sorted(reports))
+        segments = _coverage(ordered)
+        distinct = _joined([(first, last) for first, last, _ in segments])
+        duplicates = 0
+        listed: list[int] = []
+        for first, last, times in segments:
+            if times > 1:
+                duplicates += (times - 1) * (last - first + 1)
+                seq = first
+                while len(listed) < MAX_DUPLICATES_LISTED and seq <= last:
+                    listed.extend([seq] * min(times - 1, MAX_DUPLICATES_LISTED - len(listed)))
+                    seq += 1
+        return cls(distinct, records, duplicates, listed, _smallest_reports(segments, reports))
+
+
+MAX_DUPLICATES_LISTED = 20
+
+
+def _joined(ordered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted disjoint runs with adjacent ones joined (so each gap lies between two)."""
+    out: list[tuple[int, int]] = []
+    for first, last in ordered:
+        if out and first == out[-1][1] + 1:
+            out[-1] = (out[-1][0], last)
+        else:
+            out.append((first, last))
+    return out
+
+
+def _coverage(ordered: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(first, last, how many runs hold each seq in it) for every covered stretch."""
+    edges: dict[int, int] = {}
+    for first, last in ordered:
+        edges[first] = edges.get(first, 0) + 1
+        edges[last + 1] = edges.get(last + 1, 0) - 1
+    points = sorted(edges)
+    out = []
+    times = 0
+    for here, after in pairwise(points):
+        times += edges[here]
+        if times:
+            out.append((here, after - 1, times))
+    return out
+
+
+def _smallest_reports(
+    segments: list[tuple[int, int, int]], reports: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Per reported seq the smallest lost_before of its records: zero (so not listed)
+    when it has more records than non-zero reports."""
+    grouped: dict[int, list[int]] = {}
+    for seq, lost_before in reports:
+        grouped.setdefault(seq, []).append(lost_before)
+    out = []
+    index = 0
+    for seq in sorted(grouped):
+        while segments[index][1] < seq:
+            index += 1
+        if len(grouped[seq]) >= segments[index][2]:
+            out.append((seq, min(grouped[seq])))
+    return out
 
 
 @dataclass
@@ -136,25 +270,6 @@ class StreamGaps:
     @property
     def unexplained(self) -> int:
         return sum(g.unexplained for g in self.gaps)
-
-
-def _sorted_unique(
-    seqs: Sequence[int], lost_befores: Sequence[int]
-) -> tuple[list[tuple[int, int]], list[int]]:
-    """(seq, lost_before) by seq, first occurrence kept; and the duplicated seqs."""
-    n = len(seqs)
-    in_order = all(seqs[i] < seqs[i + 1] for i in range(n - 1))
-    if in_order:
-        return list(zip(seqs, lost_befores, strict=True)), []
-    pairs = sorted(zip(seqs, lost_befores, range(n), strict=True))
-    unique: list[tuple[int, int]] = []
-    duplicated: list[int] = []
-    for seq, lost_before, _ in pairs:
-        if unique and unique[-1][0] == seq:
-            duplicated.append(seq)
-            continue
-        unique.append((seq, lost_before))
-    return unique, duplicated
 
 
 @dataclass
@@ -216,9 +331,14 @@ class _Walk:
             self.credit += available
             self.credit_position = position
         self._prune()
-        self._expire(position)
+        self.expire(position)
 
-    def _expire(self, position: int) -> None:
+    def expire(self, position: int) -> None:
+        """Gaps and early reports ``tolerance`` records behind ``position`` settle.
+
+        A record with no gap before it and no lost_before changes nothing else (after
+        any record, no early report is left while a gap is open), so a run of such
+        records is one ``expire`` at its last position: :func:`find_gaps` skips runs."""
         while self.pending and position - self.pending[0].position >= self.tolerance:
             self._settle(self.pending.popleft())
         if self.credit and position - self.credit_position >= self.tolerance:
@@ -262,28 +382,52 @@ def find_gaps(
     ``leading``: the read covers the session's start, so seqs before the first record
     are a gap. ``trailing``: it covers the end, so with a final ledger, seqs after the
     last record up to ``fired`` are a gap (the tail).
+
+    The walk visits only the records that matter, each at its position among the
+    distinct seqs: the first record after a gap, and records with a lost_before. The
+    records between them only age what is open (:meth:`_Walk.expire`), so the cost is
+    per run and per report, not per record.
     """
-    unique, duplicated = _sorted_unique(trace.seqs, trace.lost_befores)
+    summary = trace.summary()
+    distinct, reports = summary.distinct, summary.reports
     producer_budget = ledger.lost.get("producer", 0) if ledger else 0
     walk = _Walk(producer_budget, tolerance)
     gaps: list[Gap] = []
     lost_before_total = 0
-    beyond = 0
     fired = ledger.fired if ledger is not None and ledger.final else None
-    previous = 0 if leading or not unique else unique[0][0] - 1
-    for position, (seq, lost_before) in enumerate(unique):
-        if fired is not None and seq > fired:
-            beyond += 1
-        if seq == previous + 1 and not lost_before and not walk.busy:
-            previous = seq  # the common case: contiguous, nothing reported, nothing open
-            continue
-        gap = None
-        if seq > previous + 1:
-            gap = Gap(previous + 1, seq - 1)
-            gaps.append(gap)
+    beyond = 0
+    if fired is not None:
+        beyond = sum(max(0, last - max(first, fired + 1) + 1) for first, last in distinct)
+    previous = 0 if leading or not distinct else distinct[0][0] - 1
+    position = 0  # of the run's first record among the distinct seqs
+    walked = -1  # position of the last record the walk saw
+    r = 0
+
+    def visit(at: int, gap: Gap | None, lost_before: int) -> None:
+        nonlocal lost_before_total, walked
+        if at - 1 > walked:
+            walk.expire(at - 1)  # the plain records since the last visit
         lost_before_total += lost_before
-        walk.record(position, gap, lost_before)
-        previous = seq
+        walk.record(at, gap, lost_before)
+        walked = at
+
+    for first, last in distinct:
+        if first > previous + 1:
+            gap = Gap(previous + 1, first - 1)
+            gaps.append(gap)
+            lost_before = 0
+            if r < len(reports) and reports[r][0] == first:
+                lost_before = reports[r][1]
+                r += 1
+            visit(position, gap, lost_before)
+        while r < len(reports) and reports[r][0] <= last:
+            seq, lost_before = reports[r]
+            r += 1
+            visit(position + seq - first, None, lost_before)
+        previous = last
+        position += last - first + 1
+    if position - 1 > walked:
+        walk.expire(position - 1)
     tail = None
     unreported = 0
     if trailing and fired is not None and ledger is not None and fired > previous:
@@ -294,12 +438,12 @@ def find_gaps(
     walk.finish(tail, unreported)
     return StreamGaps(
         key=key,
-        records=len(trace.seqs),
-        delivered=len(unique),
-        duplicates=len(duplicated),
-        duplicate_seqs=duplicated[:20],
-        first_seq=unique[0][0] if unique else None,
-        last_seq=unique[-1][0] if unique else None,
+        records=summary.records,
+        delivered=position,
+        duplicates=summary.duplicates,
+        duplicate_seqs=summary.duplicate_seqs,
+        first_seq=distinct[0][0] if distinct else None,
+        last_seq=distinct[-1][1] if distinct else None,
         lost_before_total=lost_before_total,
         gaps=gaps,
         overreported=walk.overreported,

@@ -172,12 +172,19 @@ class RangeReader:
         config: dict[str, Any] | None = None,
         batch_size: int = BATCH_SIZE,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        spans: Sequence[Span] | None = None,
     ) -> None:
+        """``spans`` (planned elsewhere, e.g. one worker's share) replaces planning
+        ``topics`` within ``window``."""
         self.window = window or Window()
         self.batch_size = batch_size
         self.idle_timeout_s = idle_timeout_s
         self._consumer = consumer(bootstrap_servers, config)
-        self.spans, self.missing_topics = plan_spans(self._consumer, topics, self.window)
+        self.missing_topics: list[str] = []
+        if spans is not None:
+            self.spans = list(spans)
+        else:
+            self.spans, self.missing_topics = plan_spans(self._consumer, topics, self.window)
         for topic in self.missing_topics:
             log.debug("Topic %s does not exist; nothing to read from it.", topic)
 

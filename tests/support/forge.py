@@ -134,12 +134,14 @@ class ForgedSession:
         seq: int | None = None,
         produce: bool = True,
         ktime_ns: int | None = None,
+        partition: int | None = None,
         **fields: Any,
     ) -> bytes:
         """The next event of ``stream``, ``lost_before`` kernel losses in front of it.
 
         ``seq`` forges a seq other than the next one (the ledger is not told);
-        ``produce=False`` loses it at the producer stage (counted in the ledger only).
+        ``produce=False`` loses it at the producer stage (counted in the ledger only);
+        ``partition`` puts it in that partition instead of the key's.
         """
         spec = BY_NAME[stream]
         book = self.books.setdefault(stream, Book())
@@ -158,8 +160,13 @@ class ForgedSession:
         assert good, dead
         _, value, ts_ms = good[0]
         if produce:
+            where = {} if partition is None else {"partition": partition}
             self.forge.produce(
-                event_topic(self.forge.prefix, spec.subsystem), value, self.node.encode(), ts_ms
+                event_topic(self.forge.prefix, spec.subsystem),
+                value,
+                self.node.encode(),
+                ts_ms,
+                **where,
             )
             book.delivered += 1
             self.values.append(value)
@@ -176,9 +183,13 @@ class ForgedSession:
         book.lost[stage] += count
 
     def heartbeat(
-        self, final: bool = True, overrides: dict[str, dict[str, Any]] | None = None
+        self,
+        final: bool = True,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        partition: int | None = None,
     ) -> dict[str, Any]:
-        """Write the ledger; ``overrides[stream]`` replaces entries (to forge books)."""
+        """Write the ledger; ``overrides[stream]`` replaces entries (to forge books);
+        ``partition`` puts it in that partition instead of the key's."""
         self.heartbeats += 1
         streams = []
         for stream, book in sorted(self.books.items()):
@@ -204,5 +215,6 @@ class ForgedSession:
             streams=streams,
         )
         value = self.forge.store.encode(HEARTBEAT, record)
-        self.forge.produce(bridge_topic(self.forge.prefix), value, self.node.encode())
+        where = {} if partition is None else {"partition": partition}
+        self.forge.produce(bridge_topic(self.forge.prefix), value, self.node.encode(), **where)
         return record
