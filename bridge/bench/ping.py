@@ -126,8 +126,9 @@ class BridgeProcess:
     """``tracebridge run`` as its own process, re-attaching to each new node run."""
 
     def __init__(
-        self, args: Sequence[str], env: dict[str, str], bootstrap: str, prefix: str, workdir: Path
-    ) -> None:
+        self, args: Sequence[str], env: dict[str, str], bootstrap: str, prefix: str, workdir: Path,
+        node_id: str = "bench-node",
+    ) -> None:  # fmt: skip
         self.status = StatusFile(workdir / "status.json")
         self.log_path = workdir / "bridge.log"
         self._log = self.log_path.open("w")
@@ -146,7 +147,7 @@ class BridgeProcess:
                 "--topic-prefix",
                 prefix,
                 "--node-id",
-                "bench-node",
+                node_id,
                 "--status-file",
                 str(self.status.path),
             ],

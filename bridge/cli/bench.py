@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from bridge.bench.fleet import FleetSpec
+from bridge.bench.fleet_bench import format_fleet, run_fleet_bench
 from bridge.bench.ipc import IpcRunner
 from bridge.bench.ping import NodeRunner, StageResult, format_table, run_rates
 from bridge.bench.realping import CONDITIONS, format_ping_table, run_realping
@@ -18,7 +21,7 @@ from bridge.bench.reindex import format_reindex_table, run_reindex
 from bridge.bench.reindex_chain import ChainSpec, ensure_chain
 from bridge.bench.replay import format_result, run_replay_bench
 from bridge.bench.usdt import UsdtRunner
-from bridge.cli.kafka_target import kafka_target
+from bridge.cli.kafka_target import kafka_target, local_cluster
 from bridge.realnode.binaries import ensure_binaries
 
 
@@ -154,6 +157,58 @@ def bench_replay(
         click.echo("WARNING: the audit of the benchmark's own records failed", err=True)
     if json_file is not None:
         json_file.write_text(json.dumps(asdict(result), indent=2))
+
+
+@bench_group.command("fleet")
+@click.option("--usdt-nodes", default=4, show_default=True, help="Emulated USDT nodes.")
+@click.option("--ipc-nodes", default=4, show_default=True, help="Emulated IPC nodes.")
+@click.option("--events", default=20_000, show_default=True, help="Events each node fires.")
+@click.option("--seconds", default=10.0, show_default=True, help="How long the nodes fire.")
+@click.option("--partitions", default=4, show_default=True, help="Partitions of the topics.")
+@click.option("--workers", default=2, show_default=True, help="Processes of the shared audit.")
+@click.option(
+    "--brokers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Without -b: 1 uses the local broker; more start a local cluster for the run.",
+)
+@click.option("--keep", is_flag=True, help="Keep the fleet's topics afterwards.")
+@BOOTSTRAP_OPTION
+@JSON_OPTION
+def bench_fleet(
+    usdt_nodes: int, ipc_nodes: int, events: int, seconds: float, partitions: int, workers: int,
+    brokers: int, keep: bool, bootstrap_servers: str | None, json_file: Path | None,
+) -> None:  # fmt: skip
+    """A fleet into one Kafka: emulated USDT and IPC nodes, each with its own
+    `tracebridge run` process and node_id, firing at once; then the topics alone are
+    judged: audit --require-closed (1 process, then --workers, same verdict), each
+    node's books against the node's own count, and `replay --merge` across nodes
+    (complete, in event-time order). Needs root (BPF) for the USDT nodes.
+    """
+    spec = FleetSpec(usdt_nodes, ipc_nodes, events, seconds, partitions)
+    with ExitStack() as stack:
+        if brokers > 1 and not bootstrap_servers:
+            bootstrap = stack.enter_context(local_cluster(brokers))
+        else:
+            bootstrap = kafka_target(bootstrap_servers)
+        result = run_fleet_bench(
+            bootstrap, spec, workers=workers, keep=keep, say=lambda line: click.echo(line, err=True)
+        )
+    click.echo(format_fleet(result))
+    if json_file is not None:
+        figures = {
+            "ok": result.ok,
+            "records": result.records,
+            "audit_s": result.audit_s,
+            "audit_shared_s": result.audit_shared_s,
+            "workers": workers,
+            "same_verdict": result.same_verdict,
+            "nodes": [asdict(v) for v in result.verdicts],
+        }
+        json_file.write_text(json.dumps(figures, indent=2))
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @bench_group.command("realping")

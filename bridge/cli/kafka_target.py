@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
 from bridge.localkafka import LocalKafkaError
 from bridge.localkafka.broker import DEFAULT_PORT, LocalBroker, default_run_dir
+from bridge.localkafka.cluster import LocalCluster
 from bridge.localkafka.ports import HOST, port_accepts
 
 
@@ -38,3 +42,18 @@ def kafka_target(bootstrap_servers: str | None) -> str:
     if bootstrap_servers:
         return bootstrap_servers
     return local_broker(lambda line: click.echo(line, err=True))
+
+
+@contextmanager
+def local_cluster(brokers: int) -> Iterator[str]:
+    """A local cluster of ``brokers`` nodes on free ports for one command, stopped and
+    removed afterwards (a benchmark's replicated Kafka; ``tracebridge kafka start
+    --brokers N`` keeps one running instead)."""
+    with tempfile.TemporaryDirectory(prefix="tb-cluster-") as run_dir:
+        cluster = LocalCluster(Path(run_dir), brokers=brokers, port=0)
+        click.echo(f"Starting a local Kafka cluster of {brokers} brokers ...", err=True)
+        try:
+            cluster.start()
+            yield cluster.bootstrap_servers
+        finally:
+            cluster.stop()
