@@ -41,11 +41,12 @@ pytestmark = [
 ]
 
 TRACEBRIDGE = Path(sys.executable).with_name("tracebridge")
-# The net ring at 64 MiB (the default is 16): about 3.5 s of this load. After a stall the
-# producer catches up at 200-600k records/s on the two cores it shares with three
-# brokers and the node; a busy CI box can starve the bridge meanwhile, and the ring is
-# what must absorb that, or a Kafka fault would end up as kernel losses.
-USDT = {"ring_buffer_kib": {"net": 64 * 1024}}
+# The net ring at 256 MiB (the default is 16): about 14 s of this load. After a stall
+# the producer catches up at 200-600k records/s on the two cores it shares with three
+# brokers and the node; a busy CI box can starve the bridge meanwhile (64 MiB, 3.5 s,
+# lost a few thousand events in the kernel while other jobs held both cores), and the
+# ring is what must absorb that, or a Kafka fault would end up as kernel losses.
+USDT = {"ring_buffer_kib": {"net": 256 * 1024}}
 # The producer queue at 2M records (the default is 1M, 10 s of this load): a frozen
 # leader that was also the active controller stalls writes for up to ~12 s here (a new
 # controller is elected, then fences it; meanwhile each socket timeout is followed by

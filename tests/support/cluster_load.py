@@ -110,9 +110,15 @@ class ClusterView:
     """Partition leadership and in-sync replicas, as the cluster's metadata states them."""
 
     def __init__(self, bootstrap: str) -> None:
-        # Its refused connections to a dead node go to logging, not raw to stderr.
         self.admin = AdminClient(
-            {"bootstrap.servers": bootstrap}, logger=logging.getLogger("librdkafka.view")
+            {
+                "bootstrap.servers": bootstrap,
+                # A frozen node keeps its connection open and answers nothing; without
+                # this the client would keep asking it for 60 s (socket.timeout.ms).
+                "socket.timeout.ms": 2000,
+            },
+            # Its refused connections to a dead node go to logging, not raw to stderr.
+            logger=logging.getLogger("librdkafka.view"),
         )
 
     def partition(self, topic: str) -> Any:
