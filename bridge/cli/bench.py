@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
+from bridge.bench.audit import format_audit_bench, run_audit_bench
 from bridge.bench.fleet import FleetSpec
-from bridge.bench.fleet_bench import format_fleet, run_fleet_bench
+from bridge.bench.fleet_bench import delete_topics, format_fleet, run_fleet_bench
 from bridge.bench.ipc import IpcRunner
 from bridge.bench.ping import NodeRunner, StageResult, format_table, run_rates
 from bridge.bench.realping import CONDITIONS, format_ping_table, run_realping
@@ -157,6 +158,53 @@ def bench_replay(
         click.echo("WARNING: the audit of the benchmark's own records failed", err=True)
     if json_file is not None:
         json_file.write_text(json.dumps(asdict(result), indent=2))
+
+
+@bench_group.command("audit")
+@click.option("--records", default=10_000_000, show_default=True, help="Records to produce.")
+@click.option("--nodes", default=8, show_default=True, help="Nodes (sessions) they come from.")
+@click.option("--partitions", default=4, show_default=True, help="Partitions of each topic.")
+@click.option(
+    "--workers",
+    default="1,2",
+    show_default=True,
+    help="Worker counts to time, comma-separated (1 = the single-process audit).",
+)
+@click.option("--repeat", default=1, show_default=True, help="Rounds over the worker counts.")
+@click.option(
+    "--prefix",
+    help="Audit these topics, already written (by --keep), instead of producing new ones.",
+)
+@click.option("--keep", is_flag=True, help="Keep the benchmark's topics afterwards.")
+@BOOTSTRAP_OPTION
+@JSON_OPTION
+def bench_audit(
+    records: int, nodes: int, partitions: int, workers: str, repeat: int, prefix: str | None,
+    keep: bool, bootstrap_servers: str | None, json_file: Path | None,
+) -> None:  # fmt: skip
+    """Produce RECORDS records of NODES nodes through the bridge's own encoder and
+    producer (a busy node's mix, kernel losses reported in lost_before, a SESSION_END
+    ledger per node) into topics of PARTITIONS partitions, then time `tracebridge
+    audit --require-closed` with each worker count: records/s, and whether every
+    verdict passes and equals the first.
+    """
+    counts = [int(w) for w in workers.split(",") if w.strip()]
+    if not counts or min(counts) < 1:
+        raise click.BadParameter("worker counts are integers >= 1", param_hint="--workers")
+    bootstrap = kafka_target(bootstrap_servers)
+    result = run_audit_bench(
+        bootstrap, records, nodes=nodes, partitions=partitions, workers=counts, repeat=repeat,
+        prefix=prefix, say=lambda line: click.echo(line, err=True),
+    )  # fmt: skip
+    if not keep and prefix is None:
+        delete_topics(bootstrap, result.prefix)
+    elif prefix is None:
+        click.echo(f"topics kept: {result.prefix}.* (--prefix {result.prefix})", err=True)
+    click.echo(format_audit_bench(result))
+    if json_file is not None:
+        json_file.write_text(json.dumps(asdict(result), indent=2))
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @bench_group.command("fleet")
