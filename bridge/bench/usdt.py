@@ -7,6 +7,9 @@ untraced (the semaphore is off: a load and a branch).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +27,13 @@ class UsdtRunner:
     source = "usdt"
 
     def __init__(self) -> None:
-        self.binary: Path = build_usdt_node()
+        # A private copy: the bridge traces every process running its --binary, and
+        # tests or demos on the same machine run the shared build meanwhile (a run
+        # would measure whichever node attached first).
+        workdir = tempfile.mkdtemp(prefix="tb-bench-usdt-")
+        weakref.finalize(self, shutil.rmtree, workdir, ignore_errors=True)
+        self.binary: Path = Path(workdir) / "bitcoind"
+        shutil.copy2(build_usdt_node(), self.binary)
 
     def bridge_args(self) -> list[str]:
         return ["--binary", str(self.binary), "-t", "net:*_message"]

@@ -61,7 +61,8 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
                     "--metrics",
                     is_flag=True,
                     help="Run every rate twice, without and with the Prometheus endpoint "
-                    "(metrics.port, scraped every second), side by side: what metrics cost.",
+                    "(metrics.port, scraped every second), in turns, and print the rows side "
+                    "by side: what metrics cost.",
                 ),
                 JSON_OPTION,
             ]
@@ -82,15 +83,22 @@ def _ping(
     results: list[StageResult] = []
     for runner in runners:
         prefix = f"bench-{runner.source}-{int(time.time())}"
-        rows = run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline, env)
-        if metrics:
-            # The same rates with the endpoint on, each row right under its twin. The
-            # node's untraced cost does not depend on the bridge: measured once.
-            with_metrics = run_rates(
-                runner, bootstrap, offered, seconds, f"{prefix}-metrics", False, env, metrics=True
-            )
-            rows = [row for pair in zip(rows, with_metrics, strict=True) for row in pair]
-        results += rows
+        if not metrics:
+            results += run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline, env)
+            continue
+        # Rate by rate, a bridge without and one with the endpoint, in turns (which one
+        # goes first alternates): load that drifts during the benchmark weighs on both
+        # rows of a rate alike. The node's untraced cost does not depend on the bridge:
+        # measured once.
+        for i, rate in enumerate(offered):
+            rows: dict[bool, list[StageResult]] = {}
+            for on in (False, True) if i % 2 == 0 else (True, False):
+                topics = f"{prefix}-metrics" if on else prefix
+                baseline = not (on or no_baseline)
+                rows[on] = run_rates(
+                    runner, bootstrap, [rate], seconds, topics, baseline, env, metrics=on
+                )
+            results += rows[False] + rows[True]
     click.echo(format_table(results))
     if not all(r.balanced() for r in results):
         click.echo("WARNING: some runs do not balance (delivered + lost != fired)", err=True)

@@ -70,13 +70,15 @@ def test_metrics_runs_every_rate_twice_side_by_side(monkeypatch: pytest.MonkeyPa
         baseline: bool = True, settings_env: Mapping[str, str] | None = None,
         metrics: bool = False,
     ) -> list[StageResult]:  # fmt: skip
-        calls.append({"prefix": prefix, "baseline": baseline, "metrics": metrics})
+        calls.append(
+            {"rates": list(rates), "prefix": prefix, "baseline": baseline, "metrics": metrics}
+        )
         if not metrics:
             return [stage(rate) for rate in rates]
-        # The second rate's /metrics disagrees with its ledger: the CLI must say so.
+        # /metrics disagrees with the ledger at flat out: the CLI must say so.
         return [
-            stage(rate, metrics=True, metrics_delivered=1000 - i, bridge_cpu_s=0.004)
-            for i, rate in enumerate(rates)
+            stage(rate, metrics=True, metrics_delivered=1000 - (rate == 0), bridge_cpu_s=0.004)
+            for rate in rates
         ]
 
     monkeypatch.setattr(bench_cli, "run_rates", fake_run_rates)
@@ -86,10 +88,17 @@ def test_metrics_runs_every_rate_twice_side_by_side(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
 
-    off, on = calls
-    assert (off["metrics"], on["metrics"]) == (False, True)
-    assert (off["baseline"], on["baseline"]) == (True, False), "the node's cost: measured once"
-    assert on["prefix"] == off["prefix"] + "-metrics", "topics of its own"
+    # A fresh bridge per row, in turns; which configuration goes first alternates.
+    assert [(c["rates"], c["metrics"]) for c in calls] == [
+        ([20000.0], False),
+        ([20000.0], True),
+        ([0.0], True),
+        ([0.0], False),
+    ]
+    for call in calls:
+        assert call["baseline"] == (not call["metrics"]), "the node's cost: measured once"
+        if call["metrics"]:
+            assert call["prefix"].endswith("-metrics"), "topics of its own"
     rows = [line.split("|")[1:4] for line in result.stdout.splitlines()[2:]]
     assert [[cell.strip() for cell in row] for row in rows] == [
         ["usdt", "20,000", "1,000"],
