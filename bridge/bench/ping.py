@@ -70,11 +70,16 @@ class StageResult:
     node_us_per_event_untraced: float | None
     metrics: bool = False  # the bridge served /metrics, scraped every SCRAPE_INTERVAL_S
     metrics_delivered: int | None = None  # what /metrics counted delivered in this run
+    headers: bool = True  # kafka.event_headers (the default: on)
 
     @property
     def label(self) -> str:
-        """The source, and the configuration when it is not the default one."""
-        return f"{self.source} +metrics" if self.metrics else self.source
+        """The source, and the configuration where it is not the default one."""
+        return (
+            self.source
+            + ("" if self.headers else " -headers")
+            + (" +metrics" if self.metrics else "")
+        )
 
     def metrics_agree(self) -> bool:
         """With metrics on, /metrics counted exactly what the ledger delivered."""
@@ -237,15 +242,19 @@ class MetricsScraper:
 def run_rates(
     runner: NodeRunner, bootstrap: str, rates_eps: Sequence[float], seconds: float, prefix: str,
     baseline: bool = True, settings_env: Mapping[str, str] | None = None, metrics: bool = False,
+    headers: bool = True,
 ) -> list[StageResult]:  # fmt: skip
     """Every rate through ``runner``'s source; one row per rate. ``settings_env``: more
     TRACEBRIDGE_* settings for the bridge (what the benchmark varies). ``metrics``: the
-    bridge serves /metrics, scraped meanwhile and checked against the ledger."""
+    bridge serves /metrics, scraped meanwhile and checked against the ledger.
+    ``headers``: kafka.event_headers."""
     # Untraced runs first: a bridge that finds nodes by binary would attach to them.
     untraced = [
         runner.untraced_us_per_event(rate, seconds) if baseline else None for rate in rates_eps
     ]
     env = {**runner.bridge_env(), **(settings_env or {})}
+    if not headers:
+        env["TRACEBRIDGE_KAFKA__EVENT_HEADERS"] = "false"
     scraper: MetricsScraper | None = None
     if metrics:
         port = free_port()
@@ -266,7 +275,7 @@ def run_rates(
                     total = scraper.delivered()  # the run's books are closed: final
                     result = replace(result, metrics=True, metrics_delivered=total - counted)
                     counted = total
-                results.append(result)
+                results.append(result if headers else replace(result, headers=False))
         finally:
             if scraper is not None:
                 scraper.stop()

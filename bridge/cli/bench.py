@@ -40,6 +40,7 @@ JSON_OPTION = click.option(
 
 
 Command = TypeVar("Command", bound=Callable[..., None])
+HEADER_VARIANTS = {"on": (True,), "off": (False,), "both": (True, False)}
 
 
 def _ping_options(default_rates: str) -> Callable[[Command], Command]:
@@ -53,9 +54,12 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
                 BOOTSTRAP_OPTION,
                 click.option("--no-baseline", is_flag=True, help="Skip the untraced runs."),
                 click.option(
-                    "--no-event-headers",
-                    is_flag=True,
-                    help="Run the bridge with kafka.event_headers off (what headers cost).",
+                    "--headers",
+                    type=click.Choice(sorted(HEADER_VARIANTS)),
+                    default="on",
+                    show_default=True,
+                    help="kafka.event_headers of the bridge; 'both': every rate with and "
+                    "without, in turns, side by side (what headers cost).",
                 ),
                 click.option(
                     "--metrics",
@@ -75,30 +79,40 @@ def _ping_options(default_rates: str) -> Callable[[Command], Command]:
 
 def _ping(
     runners: list[NodeRunner], rates: str, seconds: float, bootstrap_servers: str | None,
-    no_baseline: bool, no_event_headers: bool, metrics: bool, json_file: Path | None,
+    no_baseline: bool, headers: str, metrics: bool, json_file: Path | None,
 ) -> None:  # fmt: skip
     bootstrap = kafka_target(bootstrap_servers)
     offered = [float(r) for r in rates.split(",")]
-    env = {"TRACEBRIDGE_KAFKA__EVENT_HEADERS": "false"} if no_event_headers else {}
+    # (event headers, metrics) per row of a rate; the first is the baseline's bridge.
+    variants = [
+        (h, m) for h in HEADER_VARIANTS[headers] for m in ((False, True) if metrics else (False,))
+    ]
     results: list[StageResult] = []
     for runner in runners:
         prefix = f"bench-{runner.source}-{int(time.time())}"
-        if not metrics:
-            results += run_rates(runner, bootstrap, offered, seconds, prefix, not no_baseline, env)
+        if len(variants) == 1:
+            ((with_headers, _),) = variants
+            results += run_rates(
+                runner, bootstrap, offered, seconds, prefix, not no_baseline, headers=with_headers
+            )
             continue
-        # Rate by rate, a bridge without and one with the endpoint, in turns (which one
-        # goes first alternates): load that drifts during the benchmark weighs on both
-        # rows of a rate alike. The node's untraced cost does not depend on the bridge:
-        # measured once.
+        # Rate by rate, a fresh bridge per configuration, in turns (which one goes first
+        # rotates): load that drifts during the benchmark weighs on every row of a rate
+        # alike. The node's untraced cost does not depend on the bridge: measured once.
         for i, rate in enumerate(offered):
-            rows: dict[bool, list[StageResult]] = {}
-            for on in (False, True) if i % 2 == 0 else (True, False):
-                topics = f"{prefix}-metrics" if on else prefix
-                baseline = not (on or no_baseline)
-                rows[on] = run_rates(
-                    runner, bootstrap, [rate], seconds, topics, baseline, env, metrics=on
+            turn = i % len(variants)
+            rows: dict[tuple[bool, bool], list[StageResult]] = {}
+            for variant in variants[turn:] + variants[:turn]:
+                with_headers, on = variant
+                topics = (
+                    prefix + ("" if with_headers else "-noheaders") + ("-metrics" if on else "")
                 )
-            results += rows[False] + rows[True]
+                baseline = variant == variants[0] and not no_baseline
+                rows[variant] = run_rates(
+                    runner, bootstrap, [rate], seconds, topics, baseline,
+                    metrics=on, headers=with_headers,
+                )  # fmt: skip
+            results += [row for variant in variants for row in rows[variant]]
     click.echo(format_table(results))
     if not all(r.balanced() for r in results):
         click.echo("WARNING: some runs do not balance (delivered + lost != fired)", err=True)

@@ -68,7 +68,7 @@ def test_metrics_runs_every_rate_twice_side_by_side(monkeypatch: pytest.MonkeyPa
     def fake_run_rates(
         runner: Any, bootstrap: str, rates: Sequence[float], seconds: float, prefix: str,
         baseline: bool = True, settings_env: Mapping[str, str] | None = None,
-        metrics: bool = False,
+        metrics: bool = False, headers: bool = True,
     ) -> list[StageResult]:  # fmt: skip
         calls.append(
             {"rates": list(rates), "prefix": prefix, "baseline": baseline, "metrics": metrics}
@@ -195,3 +195,42 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_headers_both_runs_every_rate_with_and_without_side_by_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 9's figure: headers on (the default) next to headers off, in one run."""
+    calls: list[dict[str, Any]] = []
+
+    def fake_run_rates(
+        runner: Any, bootstrap: str, rates: Sequence[float], seconds: float, prefix: str,
+        baseline: bool = True, settings_env: Mapping[str, str] | None = None,
+        metrics: bool = False, headers: bool = True,
+    ) -> list[StageResult]:  # fmt: skip
+        calls.append({"rate": rates[0], "prefix": prefix, "baseline": baseline, "headers": headers})
+        return [
+            stage(rate, headers=headers, bridge_cpu_s=0.003 if headers else 0.002) for rate in rates
+        ]
+
+    monkeypatch.setattr(bench_cli, "run_rates", fake_run_rates)
+    monkeypatch.setattr(bench_cli, "UsdtRunner", FakeRunner)
+    monkeypatch.setattr(bench_cli, "kafka_target", lambda given: given)
+    args = ["bench", "usdt", "--rates", "20000,0", "-b", "127.0.0.1:1", "--headers", "both"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert [(c["rate"], c["headers"]) for c in calls] == [
+        (20000.0, True),
+        (20000.0, False),
+        (0.0, False),
+        (0.0, True),
+    ]
+    assert all(c["baseline"] == c["headers"] for c in calls), "the node's cost: once per rate"
+    assert all(c["prefix"].endswith("-noheaders") != c["headers"] for c in calls)
+    rows = [line.split("|") for line in result.stdout.splitlines()[2:]]
+    assert [(row[1].strip(), row[7].strip()) for row in rows] == [
+        ("usdt", "3.00"),
+        ("usdt -headers", "2.00"),
+        ("usdt", "3.00"),
+        ("usdt -headers", "2.00"),
+    ]
