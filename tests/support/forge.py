@@ -9,6 +9,7 @@ ledger mismatches are forged on purpose.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,7 +28,10 @@ from bridge.ledger import heartbeat_record
 from bridge.sinks.kafka.topics import bridge_topic, event_topic
 from tests.support.raw_records import build_record
 
-WALL_OFFSET_NS = 1_790_000_000 * 10**9  # 2026-09: event times are ktime + this
+# Event times are ktime + this: the start of the previous hour. Recent, because the
+# broker's retention (7 days) deletes a segment whose records' timestamps are older,
+# at its next check, in the middle of a test; whole hours, so windows stay readable.
+WALL_OFFSET_NS = (time.time_ns() // 3_600_000_000_000 - 1) * 3_600_000_000_000
 HEARTBEAT = "tracebridge.bridge.Heartbeat"
 
 
