@@ -11,27 +11,17 @@ across sessions and are the ledger's numbers, not an estimate.
 from __future__ import annotations
 
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from bridge.config import MetricsConfig
 from bridge.emulator import PingStage, UsdtNode, UsdtScenario, build_usdt_node
-from bridge.events.envelope import LOSS_STAGES
-from tests.support.metrics import samples, scrape_text, value
+from tests.support.metrics import ledger_totals, scrape_text, scraped_totals, value
 from tests.support.pipeline import read_topics, running_bridge, settings_for, verdicts
 
 pytestmark = [pytest.mark.bpf, pytest.mark.kafka, pytest.mark.slow]
 
-# Metric (without _total) -> the SESSION_END book's field.
-COUNTERS = {
-    "tracebridge_events_fired": "fired",
-    "tracebridge_events_captured": "captured",
-    "tracebridge_events_produced": "produced",
-    "tracebridge_events_delivered": "acked",
-    "tracebridge_dead_letters": "dead_lettered",
-}
 SCENARIOS = (
     UsdtScenario(count=25, malformed=True, wait_start=True),
     UsdtScenario(mode="ping", stages=(PingStage(rate=0, seconds=1.0),), wait_start=True),
@@ -79,30 +69,11 @@ def test_every_counter_equals_the_ledger_read_back_from_kafka(
     assert set(ends) == set(sessions)
 
     for done, text in enumerate(scraped, start=1):
-        expected: dict[tuple[str, str], int] = defaultdict(int)  # (metric, stream) -> sum
-        for session in sessions[:done]:
-            for book in ends[session]["streams"]:
-                for metric, field in COUNTERS.items():
-                    expected[(metric, book["stream"])] += book[field]
-                for stage in LOSS_STAGES:
-                    expected[(f"tracebridge_events_lost:{stage}", book["stream"])] += book["lost"][
-                        stage
-                    ]
-        got: dict[tuple[str, str], int] = {}
-        for sample in samples(text):
-            name = sample.name.removesuffix("_total")
-            if name in COUNTERS:
-                got[(name, sample.labels["stream"])] = int(sample.value)
-            elif name == "tracebridge_events_lost":
-                got[(f"{name}:{sample.labels['stage']}", sample.labels["stream"])] = int(
-                    sample.value
-                )
-            elif name == "tracebridge_events_in_flight":
-                assert sample.value == 0, sample  # SESSION_END: nothing in flight
-            if name.startswith("tracebridge_events"):
-                assert sample.labels["node"] == "emulated-node"
-                assert sample.labels["source"] == "usdt"
-        assert got == dict(expected), f"after session {done}"
+        expected = ledger_totals(
+            book for session in sessions[:done] for book in ends[session]["streams"]
+        )
+        got = scraped_totals(text, "emulated-node", "usdt")
+        assert got == expected, f"after session {done}"
 
         delivered = sum(v for (metric, _), v in expected.items() if metric.endswith("delivered"))
         assert value(text, "tracebridge_delivery_latency_seconds_count") == delivered

@@ -19,7 +19,6 @@ node and stream; the session and reconnect counters must count the connections.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,6 @@ from confluent_kafka.cimpl import NewTopic
 from bridge.config import MetricsConfig
 from bridge.emulator.ipc_node import IpcNode
 from bridge.emulator.ipc_scenario import IpcScenario, PingStage
-from bridge.events.envelope import LOSS_STAGES
 from tests.ipc.ipc_harness import (
     BRIDGE_STREAMS,
     NET_STREAM,
@@ -41,19 +39,11 @@ from tests.ipc.ipc_harness import (
     ipc_settings,
     running_ipc_bridge,
 )
-from tests.support.metrics import samples, scrape_text, value
+from tests.support.metrics import ledger_totals, samples, scrape_text, scraped_totals, value
 from tests.support.pipeline import read_topics, verdicts
 
 pytestmark = [pytest.mark.ipc, pytest.mark.kafka, pytest.mark.slow]
 
-# Metric (without _total) -> the SESSION_END book's field.
-COUNTERS = {
-    "tracebridge_events_fired": "fired",
-    "tracebridge_events_captured": "captured",
-    "tracebridge_events_produced": "produced",
-    "tracebridge_events_delivered": "acked",
-    "tracebridge_dead_letters": "dead_lettered",
-}
 UTXO = BRIDGE_STREAMS["utxo"]
 NODE = BRIDGE_STREAMS["node_notifications"]
 MALFORMED_COUNT = 12
@@ -173,30 +163,11 @@ def test_every_counter_equals_the_ledger_read_back_from_kafka(
 
     got: dict[tuple[str, str], int] = {}
     for done, text in enumerate(scraped, start=1):
-        expected: dict[tuple[str, str], int] = defaultdict(int)  # (metric, stream) -> sum
-        for session in sessions[:done]:
-            for book in ends[session]["streams"]:
-                for metric, field in COUNTERS.items():
-                    expected[(metric, book["stream"])] += book[field]
-                for stage in LOSS_STAGES:
-                    expected[(f"tracebridge_events_lost:{stage}", book["stream"])] += book["lost"][
-                        stage
-                    ]
-        got = {}
-        for sample in samples(text):
-            name = sample.name.removesuffix("_total")
-            if name in COUNTERS:
-                got[(name, sample.labels["stream"])] = int(sample.value)
-            elif name == "tracebridge_events_lost":
-                got[(f"{name}:{sample.labels['stage']}", sample.labels["stream"])] = int(
-                    sample.value
-                )
-            elif name == "tracebridge_events_in_flight":
-                assert sample.value == 0, sample  # SESSION_END: nothing in flight
-            if name.startswith("tracebridge_events") or name == "tracebridge_dead_letters":
-                assert sample.labels["node"] == NODE_ID
-                assert sample.labels["source"] == "ipc"
-        assert got == dict(expected), f"after session {done}"
+        expected = ledger_totals(
+            book for session in sessions[:done] for book in ends[session]["streams"]
+        )
+        got = scraped_totals(text, NODE_ID, "ipc")
+        assert got == expected, f"after session {done}"
 
         delivered = sum(v for (metric, _), v in expected.items() if metric.endswith("delivered"))
         assert value(text, "tracebridge_delivery_latency_seconds_count") == delivered

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from bridge.events.envelope import SourceKind
+from bridge.events.envelope import LOSS_STAGES, SourceKind
 from bridge.ledger import StreamLedger
 from bridge.metrics.state import BridgeMetrics
 
@@ -18,6 +21,46 @@ def scrape_text(port: int, host: str = "127.0.0.1") -> str:
         assert response.headers["Content-Type"].startswith("text/plain")
         text: str = response.read().decode()
     return text
+
+
+# Counter (without _total) -> the SESSION_END book's field it must equal.
+COUNTERS = {
+    "tracebridge_events_fired": "fired",
+    "tracebridge_events_captured": "captured",
+    "tracebridge_events_produced": "produced",
+    "tracebridge_events_delivered": "acked",
+    "tracebridge_dead_letters": "dead_lettered",
+}
+Totals = dict[tuple[str, str], int]  # (metric, or metric:stage for losses; stream) -> value
+
+
+def ledger_totals(books: Iterable[Mapping[str, Any]]) -> Totals:
+    """What every counter must say, summed over SESSION_END ``books`` (their streams)."""
+    expected: Totals = defaultdict(int)
+    for book in books:
+        for metric, field in COUNTERS.items():
+            expected[(metric, book["stream"])] += book[field]
+        for stage in LOSS_STAGES:
+            expected[(f"tracebridge_events_lost:{stage}", book["stream"])] += book["lost"][stage]
+    return dict(expected)
+
+
+def scraped_totals(text: str, node: str, source: str) -> Totals:
+    """The counters a scrape says, in :func:`ledger_totals`' form; every stream series
+    must carry ``node`` and ``source``, and nothing may be in flight (books closed)."""
+    got: Totals = {}
+    for sample in samples(text):
+        name = sample.name.removesuffix("_total")
+        if name in COUNTERS:
+            got[(name, sample.labels["stream"])] = int(sample.value)
+        elif name == "tracebridge_events_lost":
+            got[(f"{name}:{sample.labels['stage']}", sample.labels["stream"])] = int(sample.value)
+        elif name == "tracebridge_events_in_flight":
+            assert sample.value == 0, sample  # SESSION_END: nothing in flight
+        if name.startswith("tracebridge_events") or name == "tracebridge_dead_letters":
+            assert sample.labels["node"] == node
+            assert sample.labels["source"] == source
+    return got
 
 
 def samples(text: str) -> list[Sample]:
