@@ -329,8 +329,9 @@ class KafkaConfig(_Model):
         True,
         description="Put stability, schema_fp, source and node headers on every event "
         "record, so consumers can route without decoding. The four cost about 0.6 us of "
-        "bridge CPU per record, 40% of the bridge's cost (README, Performance); the same facts are in every record anyway (envelope, schema "
-        "fingerprint or ID). Heartbeats and dead letters always carry them.",
+        "bridge CPU per record, 40% of the bridge's cost (README, Performance); the same "
+        "facts are in every record anyway (envelope, schema fingerprint or ID). "
+        "Heartbeats and dead letters always carry them.",
     )
     startup_timeout_s: float = Field(
         15.0, gt=0, description="How long startup waits for the brokers to answer."
