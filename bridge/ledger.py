@@ -146,11 +146,14 @@ class SessionLedger:
         events) is covered by the encoder: it numbers each stream contiguously, counting
         every event the node reports it dropped, so its last seq is what fired."""
         bridge_side = {s.sequence: self._encoder.counters(s.sequence) for s in self.stream_list}
-        sink = self._sink
+        # Each read once: the native producer's counters come back as fresh lists.
+        produced_by_type, acked_by_type = self._sink.produced, self._sink.acked
         produced = {
-            s.sequence: sum(sink.produced[t] for t in s.record_types) for s in self.stream_list
+            s.sequence: sum(produced_by_type[t] for t in s.record_types) for s in self.stream_list
         }
-        acked = {s.sequence: sum(sink.acked[t] for t in s.record_types) for s in self.stream_list}
+        acked = {
+            s.sequence: sum(acked_by_type[t] for t in s.record_types) for s in self.stream_list
+        }
         source = self._source_counts()
         out = []
         for stream in self.stream_list:

@@ -39,7 +39,7 @@ class LatencyBuckets:
     def __init__(self) -> None:
         self.bounds = BOUNDS_MS
         self.counts = [0] * (len(BOUNDS_MS) + 1)
-        self.sum_ms = [0]  # a one-element list, so the callback's closure can add to it
+        self.sum_ms = [0]
         self._reader: Callable[[], tuple[list[int], int]] | None = None
 
     def observe_ms(self, event_ms: int) -> None:

@@ -31,7 +31,6 @@
 
 #define MAX_STREAMS 256            /* tp_id range of the native encoder */
 #define BRIDGE_STREAM MAX_STREAMS  /* the bridge's own records: heartbeats, dead letters */
-#define COUNTED (MAX_STREAMS + 1)
 #define MAX_BOUNDS 32
 #define LOG_SLOTS 128
 #define ERROR_SLOTS 32
@@ -172,9 +171,9 @@ typedef struct {
     PyObject_HEAD
     rd_kafka_t *client;
     Route routes[MAX_STREAMS];
-    uint64_t produced[COUNTED];
-    uint64_t acked[COUNTED];
-    uint64_t failed[COUNTED];
+    uint64_t produced[MAX_STREAMS];
+    uint64_t acked[MAX_STREAMS];
+    uint64_t failed[MAX_STREAMS];
     uint64_t failures_unreported[MAX_STREAMS]; /* failed, not yet handed to on_failures */
     int last_failure[MAX_STREAMS];             /* its error code */
     int any_failure;
@@ -208,10 +207,11 @@ static void on_delivery(rd_kafka_t *client, const rd_kafka_message_t *message, v
     (void)client;
     Producer *self = opaque;
     uintptr_t stream = (uintptr_t)message->_private;
-    if (stream >= COUNTED) return; /* not ours: cannot happen */
+    if (stream > BRIDGE_STREAM) return; /* not ours: cannot happen */
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (stream == BRIDGE_STREAM) return;
         add(&self->acked[stream], 1);
-        if (self->latency_on && stream < MAX_STREAMS) {
+        if (self->latency_on) {
             rd_kafka_timestamp_type_t type;
             int64_t event_ms = rk.message_timestamp(message, &type);
             struct timespec now;
@@ -225,8 +225,8 @@ static void on_delivery(rd_kafka_t *client, const rd_kafka_message_t *message, v
         }
         return;
     }
-    add(&self->failed[stream], 1);
     if (stream < MAX_STREAMS) {
+        add(&self->failed[stream], 1);
         __atomic_store_n(&self->last_failure[stream], (int)message->err, __ATOMIC_RELAXED);
         add(&self->failures_unreported[stream], 1);
         __atomic_store_n(&self->any_failure, 1, __ATOMIC_RELEASE);
@@ -667,7 +667,7 @@ fail:
 }
 
 /* produce(topic, value, key, headers) -> librdkafka's error code (0: queued).
- * The bridge's own records: counted under their own stream, failures reported by topic. */
+ * The bridge's own records: their failures are reported by topic (on_bridge_failure). */
 static PyObject *Producer_produce(Producer *self, PyObject *args) {
     const char *topic, *value, *key;
     Py_ssize_t size, key_size;
@@ -694,7 +694,6 @@ static PyObject *Producer_produce(Producer *self, PyObject *args) {
                           RD_KAFKA_V_KEY(key, (size_t)key_size), RD_KAFKA_V_OPAQUE((void *)stream),
                           RD_KAFKA_V_END);
     }
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) add(&self->produced[BRIDGE_STREAM], 1);
     return PyLong_FromLong((long)err);
 }
 
@@ -762,14 +761,6 @@ static PyObject *Producer_counts(Producer *self, PyObject *unused) {
                          counts_of(self->acked, MAX_STREAMS), counts_of(self->failed, MAX_STREAMS));
 }
 
-/* The bridge's own records: (produced, acked, failed). */
-static PyObject *Producer_bridge_counts(Producer *self, PyObject *unused) {
-    (void)unused;
-    return Py_BuildValue("(KKK)", (unsigned long long)load(&self->produced[BRIDGE_STREAM]),
-                         (unsigned long long)load(&self->acked[BRIDGE_STREAM]),
-                         (unsigned long long)load(&self->failed[BRIDGE_STREAM]));
-}
-
 static PyObject *Producer_observe_latency(Producer *self, PyObject *arg) {
     PyObject *items = PySequence_Fast(arg, "bounds must be a sequence of milliseconds");
     if (items == NULL) return NULL;
@@ -833,7 +824,6 @@ static PyMethodDef Producer_methods[] = {
     {"flush", (PyCFunction)Producer_flush, METH_O, NULL},
     {"purge_queued", (PyCFunction)Producer_purge_queued, METH_NOARGS, NULL},
     {"counts", (PyCFunction)Producer_counts, METH_NOARGS, NULL},
-    {"bridge_counts", (PyCFunction)Producer_bridge_counts, METH_NOARGS, NULL},
     {"observe_latency", (PyCFunction)Producer_observe_latency, METH_O, NULL},
     {"latency", (PyCFunction)Producer_latency, METH_NOARGS, NULL},
     {"close", (PyCFunction)Producer_close, METH_NOARGS, NULL},
