@@ -210,7 +210,7 @@ class Bridge:
                     next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
             self._finish(session, ledger, max_batch)
         finally:
-            if self.metrics is not None:
+            if self.metrics is not None:  # also when the session failed (idempotent)
                 self.metrics.session_ended()
             session.close()
 
@@ -252,6 +252,8 @@ class Bridge:
             "books": [book.to_avro() for book in books],
             "cpu": dataclasses.asdict(self._cpu),
         }
+        if self.metrics is not None:  # before the status says so: a scrape may follow it
+            self.metrics.session_ended()
         self.status.update("session_ended", **self._last_books)
         log.info("Session %s ended: %s.", session.session_id, _summary(books))
 
