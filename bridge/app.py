@@ -347,4 +347,6 @@ def _summary(books: list[StreamLedger]) -> str:
     fired = sum(b.fired for b in books)
     acked = sum(b.acked for b in books)
     lost = sum(sum(b.lost.values()) for b in books)
-    return f"{fired} fired, {acked} delivered, {lost} lost (bridge {__version__})"
+    in_doubt = sum(b.in_doubt for b in books)
+    doubt = f", {in_doubt} in doubt (timed out after they were sent)" if in_doubt else ""
+    return f"{fired} fired, {acked} delivered, {lost} lost{doubt} (bridge {__version__})"

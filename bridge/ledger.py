@@ -7,9 +7,13 @@ Three places count, each what only it can see:
 * the Kafka sink: records produced, acknowledged, failed.
 
 A heartbeat joins them into one record per stream with the invariant
-``fired == acked + in_flight + lost.kernel + lost.bridge + lost.producer + lost.node``.
-In the SESSION_END heartbeat nothing is in flight, so a consumer can check, from the
-topics alone, that the records it holds plus the losses stated equal what fired.
+``fired == acked + in_doubt + in_flight + lost.kernel + lost.bridge + lost.producer +
+lost.node``. In the SESSION_END heartbeat nothing is in flight, so a consumer can check,
+from the topics alone, that the records it holds plus the losses stated equal what
+fired. ``in_doubt`` is the one count the bridge cannot settle itself: records that timed
+out after they were sent, which the broker may have written. Claiming them lost would be
+false whenever it did, so the ledger says "in doubt" and the reader settles each by
+finding its seq or not.
 """
 
 from __future__ import annotations
@@ -56,11 +60,13 @@ class StreamLedger:
     dead_lettered: int
     last_seq: int
     lost: dict[str, int]
+    in_doubt: int = 0
 
     @property
     def in_flight(self) -> int:
-        """Fired but neither acknowledged nor lost yet (in the ring or the producer queue)."""
-        return self.fired - self.acked - sum(self.lost.values())
+        """Fired but neither acknowledged, in doubt nor lost yet (in the ring or the
+        producer queue)."""
+        return self.fired - self.acked - self.in_doubt - sum(self.lost.values())
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -73,6 +79,7 @@ class StreamLedger:
             "dead_lettered": self.dead_lettered,
             "last_seq": self.last_seq,
             "lost": dict(self.lost),
+            "in_doubt": self.in_doubt,
         }
 
 
@@ -148,11 +155,15 @@ class SessionLedger:
         bridge_side = {s.sequence: self._encoder.counters(s.sequence) for s in self.stream_list}
         # Each read once: the native producer's counters come back as fresh lists.
         produced_by_type, acked_by_type = self._sink.produced, self._sink.acked
+        doubted_by_type = self._sink.in_doubt
         produced = {
             s.sequence: sum(produced_by_type[t] for t in s.record_types) for s in self.stream_list
         }
         acked = {
             s.sequence: sum(acked_by_type[t] for t in s.record_types) for s in self.stream_list
+        }
+        in_doubt = {
+            s.sequence: sum(doubted_by_type[t] for t in s.record_types) for s in self.stream_list
         }
         source = self._source_counts()
         out = []
@@ -176,6 +187,7 @@ class SessionLedger:
                     dead_lettered=dead,
                     last_seq=last_seq,
                     lost=lost,
+                    in_doubt=in_doubt[stream.sequence],
                 )
             )
         return out

@@ -136,8 +136,9 @@ STREAM_LEDGER_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "StreamLedger",
     "namespace": f"{NAMESPACE}.bridge",
-    "doc": "Counts for one stream of one session. Invariant: fired == acked + in_flight + "
-    "lost.kernel + lost.bridge + lost.producer + lost.node; in_flight is 0 in SESSION_END.",
+    "doc": "Counts for one stream of one session. Invariant: fired == acked + in_doubt + "
+    "in_flight + lost.kernel + lost.bridge + lost.producer + lost.node; in_flight is 0 in "
+    "SESSION_END.",
     "fields": [
         {"name": "stream", "type": "string", "doc": "e.g. 'net:inbound_message'."},
         {
@@ -157,6 +158,15 @@ STREAM_LEDGER_SCHEMA: dict[str, Any] = {
         },
         {"name": "last_seq", "type": "long", "doc": "Highest seq captured so far (0 if none)."},
         {"name": "lost", "type": LOSS_TOTALS_SCHEMA, "doc": "Losses by stage."},
+        {
+            "name": "in_doubt",
+            "type": "long",
+            "default": 0,
+            "doc": "Records that timed out after they were sent to Kafka (librdkafka: "
+            "possibly persisted): neither acknowledged nor known lost, since the broker may "
+            "have written them. A reader settles each from the topic: its seq is there "
+            "(delivered) or missing (lost at the producer stage).",
+        },
     ],
 }
 

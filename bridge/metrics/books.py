@@ -27,6 +27,7 @@ COUNTED_FIELDS: dict[str, str] = {
     "events_produced": "produced",
     "events_delivered": "acked",
     "dead_letters": "dead_lettered",
+    "events_in_doubt": "in_doubt",
 }
 
 

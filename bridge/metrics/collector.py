@@ -34,6 +34,9 @@ COUNTER_HELP: dict[str, str] = {
     "events_produced": "Records handed to the Kafka producer.",
     "events_delivered": "Records Kafka acknowledged (acks=all).",
     "dead_letters": "Records that could not be encoded, written to <prefix>.deadletter.",
+    "events_in_doubt": "Records that timed out after they were sent to Kafka, which may "
+    "have written them: neither delivered nor lost until a reader of the topic settles "
+    "them (tracebridge audit).",
 }
 
 
@@ -167,13 +170,14 @@ class BridgeCollector(Collector):
         lost = CounterMetricFamily(
             PREFIX + "events_lost",
             "Events lost, by the stage that lost them (kernel: ring full; bridge: dead "
-            "letter or producer queue full; producer: Kafka refused or timed out; node: "
+            "letter or producer queue full; producer: Kafka refused it, or it timed out "
+            "before it was sent; node: "
             "dropped by the node).",
             labels=(*STREAM_LABELS, "stage"),
         )
         flight = GaugeMetricFamily(
             PREFIX + "events_in_flight",
-            "Fired but neither acknowledged nor lost at the last heartbeat (in a ring or "
+            "Fired but neither acknowledged, in doubt nor lost at the last heartbeat (in a ring or "
             "the producer).",
             labels=STREAM_LABELS,
         )

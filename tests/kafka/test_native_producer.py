@@ -9,8 +9,11 @@ the producer's own word.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -21,6 +24,7 @@ from confluent_kafka.cimpl import NewTopic
 from bridge.config import KafkaConfig
 from bridge.errors import KafkaSetupError
 from bridge.events.envelope import LossStage
+from bridge.localkafka.broker import LocalBroker
 from bridge.metrics.latency import BOUNDS_MS, LatencyBuckets
 from bridge.sinks.kafka.producer import Headers, KafkaSink, Route
 
@@ -273,3 +277,49 @@ def test_a_closed_producer_says_so() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         sink.produce_events([(1, b"x", 0)])
     assert sink.in_flight() == 0
+
+
+def test_records_that_time_out_after_they_were_sent_are_in_doubt_not_lost(
+    tmp_path: Path, topic_prefix: str, losses: list[Loss]
+) -> None:
+    """The broker freezes (SIGSTOP) with a produce request in its socket: the records
+    time out in the producer, but the broker writes them once it runs again. Counting
+    them lost would be a false claim, so they are in doubt (librdkafka: possibly
+    persisted), not producer losses; the topic then holds acked + some of them."""
+    broker = LocalBroker(tmp_path / "kafka", port=0)
+    broker.start()
+    try:
+        bootstrap = broker.bootstrap_servers
+        topic = f"{topic_prefix}.frozen"
+        create(bootstrap, topic)
+        config = KafkaConfig(bootstrap_servers=bootstrap, message_timeout_ms=2_000, linger_ms=0)
+        sink = KafkaSink(config, KEY, 1_000_000)
+        try:
+            sink.start_session({9: Route(topic, None, 41)}, lambda *a: losses.append(a))
+            sink.produce_events([(9, b"before", 0)] * 10)
+            assert sink.flush(30) == 0
+            assert sink.acked[9] == 10
+            pid = broker.status().pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                sink.produce_events([(9, b"frozen", 0)] * 5)
+                deadline = time.monotonic() + 30
+                while sink.in_doubt[9] + sink.failed[9] < 5 and time.monotonic() < deadline:
+                    sink.poll(0.2)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert (sink.in_doubt[9], sink.failed[9], sink.acked[9]) == (5, 0, 10)
+            assert losses == []  # nothing claimed lost
+            sink.produce_events([(9, b"after", 0)] * 3)  # the producer carries on
+            assert sink.flush(60) == 0
+            assert sink.acked[9] == 13
+        finally:
+            sink.close(10)
+        values = [value for _, value, _, _ in read_all(bootstrap, topic)]
+        assert values.count(b"before") == 10
+        assert values.count(b"after") == 3
+        assert values.count(b"frozen") <= 5
+        print(f"in doubt 5, written by the broker after all: {values.count(b'frozen')}")
+    finally:
+        broker.stop()

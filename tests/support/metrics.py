@@ -30,6 +30,7 @@ COUNTERS = {
     "tracebridge_events_produced": "produced",
     "tracebridge_events_delivered": "acked",
     "tracebridge_dead_letters": "dead_lettered",
+    "tracebridge_events_in_doubt": "in_doubt",
 }
 Totals = dict[tuple[str, str], int]  # (metric, or metric:stage for losses; stream) -> value
 

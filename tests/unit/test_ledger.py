@@ -34,11 +34,12 @@ def usdt_stream(spec: EventSpec) -> Stream:
 
 
 class FakeSink:
-    """What the ledger reads of KafkaSink: per-tp_id produced and acked counts."""
+    """What the ledger reads of KafkaSink: per-tp_id produced, acked, in-doubt counts."""
 
     def __init__(self) -> None:
         self.produced = [0] * 256
         self.acked = [0] * 256
+        self.in_doubt = [0] * 256
 
 
 class Scenario:
@@ -133,6 +134,24 @@ def test_books_at_session_end(scenario: Scenario) -> None:
     assert book.acked + sum(book.lost.values()) == book.fired
 
 
+def test_records_in_doubt_are_neither_acked_nor_lost(scenario: Scenario) -> None:
+    """A record that timed out after it was sent may be in the topic: the books carry
+    it apart, so the session still closes (nothing in flight) without a false loss."""
+    for seq in range(1, 6):
+        scenario.feed_added(seq)
+    scenario.source[ADDED.tp_id] = SourceCounts(fired=5)
+    scenario.sink.produced[ADDED.tp_id] = 5
+    scenario.sink.acked[ADDED.tp_id] = 3
+    assert scenario.book("mempool:added").in_flight == 2
+    scenario.sink.in_doubt[ADDED.tp_id] = 2
+    book = scenario.book("mempool:added")
+    assert book.in_doubt == 2
+    assert book.in_flight == 0
+    assert book.lost == {"kernel": 0, "bridge": 0, "producer": 0, "node": 0}
+    assert book.to_avro()["in_doubt"] == 2
+    assert scenario.book("mempool:rejected").in_doubt == 0
+
+
 def test_backpressure_drops_count_as_bridge_losses(scenario: Scenario) -> None:
     for seq in range(1, 11):
         scenario.feed_added(seq)
@@ -175,6 +194,7 @@ def test_stream_ledger_to_avro() -> None:
         "dead_lettered": 1,
         "last_seq": 10,
         "lost": {"kernel": 1, "bridge": 1, "producer": 0, "node": 0},
+        "in_doubt": 0,
     }
 
 

@@ -69,6 +69,7 @@ static struct {
     API(err2str);
     API(err2name);
     API(message_timestamp);
+    API(message_status);
     API(fatal_error);
     API(opaque);
 } rk;
@@ -121,6 +122,7 @@ static PyObject *load_library(PyObject *module, PyObject *arg) {
     LOOKUP(err2str);
     LOOKUP(err2name);
     LOOKUP(message_timestamp);
+    LOOKUP(message_status);
     LOOKUP(fatal_error);
     LOOKUP(opaque);
     if (rk.version() < RD_KAFKA_VERSION) {
@@ -173,8 +175,10 @@ typedef struct {
     Route routes[MAX_STREAMS];
     uint64_t produced[MAX_STREAMS];
     uint64_t acked[MAX_STREAMS];
-    uint64_t failed[MAX_STREAMS];
+    uint64_t failed[MAX_STREAMS];   /* failed, and librdkafka knows Kafka has not written it */
+    uint64_t in_doubt[MAX_STREAMS]; /* failed after it was sent: Kafka may have written it */
     uint64_t failures_unreported[MAX_STREAMS]; /* failed, not yet handed to on_failures */
+    uint64_t doubts_unreported[MAX_STREAMS];   /* in doubt, not yet handed to on_failures */
     int last_failure[MAX_STREAMS];             /* its error code */
     int any_failure;
     int latency_on;
@@ -187,7 +191,7 @@ typedef struct {
     int anything_pending;
     PyObject *on_log;            /* (level, facility, text) */
     PyObject *on_error;          /* (code, reason, fatal) */
-    PyObject *on_failures;       /* ([(tp_id, count, error), ...]) */
+    PyObject *on_failures;       /* ([(tp_id, count, error, in_doubt), ...]) */
     PyObject *on_bridge_failure; /* (topic, error) */
 } Producer;
 
@@ -226,9 +230,17 @@ static void on_delivery(rd_kafka_t *client, const rd_kafka_message_t *message, v
         return;
     }
     if (stream < MAX_STREAMS) {
-        add(&self->failed[stream], 1);
+        /* A record that timed out after it was sent may have been written all the same
+         * (the broker was slow, not gone): it is not a loss until a reader finds its
+         * seq missing, so it is counted apart and the audit settles it. */
+        if (rk.message_status(message) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED) {
+            add(&self->in_doubt[stream], 1);
+            add(&self->doubts_unreported[stream], 1);
+        } else {
+            add(&self->failed[stream], 1);
+            add(&self->failures_unreported[stream], 1);
+        }
         __atomic_store_n(&self->last_failure[stream], (int)message->err, __ATOMIC_RELAXED);
-        add(&self->failures_unreported[stream], 1);
         __atomic_store_n(&self->any_failure, 1, __ATOMIC_RELEASE);
         return;
     }
@@ -290,16 +302,20 @@ static int dispatch(Producer *self) {
         PyObject *failures = PyList_New(0);
         if (failures == NULL) return -1;
         for (int tp = 0; tp < MAX_STREAMS; tp++) {
-            uint64_t count = __atomic_exchange_n(&self->failures_unreported[tp], 0, __ATOMIC_RELAXED);
-            if (count == 0) continue;
-            int code = __atomic_load_n(&self->last_failure[tp], __ATOMIC_RELAXED);
-            PyObject *item = Py_BuildValue("(iKs)", tp, (unsigned long long)count, rk.err2str(code));
-            if (item == NULL || PyList_Append(failures, item) < 0) {
-                Py_XDECREF(item);
-                Py_DECREF(failures);
-                return -1;
+            for (int doubtful = 0; doubtful < 2; doubtful++) {
+                uint64_t *unreported = doubtful ? self->doubts_unreported : self->failures_unreported;
+                uint64_t count = __atomic_exchange_n(&unreported[tp], 0, __ATOMIC_RELAXED);
+                if (count == 0) continue;
+                int code = __atomic_load_n(&self->last_failure[tp], __ATOMIC_RELAXED);
+                PyObject *item = Py_BuildValue("(iKsO)", tp, (unsigned long long)count,
+                                               rk.err2str(code), doubtful ? Py_True : Py_False);
+                if (item == NULL || PyList_Append(failures, item) < 0) {
+                    Py_XDECREF(item);
+                    Py_DECREF(failures);
+                    return -1;
+                }
+                Py_DECREF(item);
             }
-            Py_DECREF(item);
         }
         PyObject *result = PyObject_CallOneArg(self->on_failures, failures);
         Py_DECREF(failures);
@@ -559,7 +575,9 @@ static PyObject *Producer_start_session(Producer *self, PyObject *unused) {
         __atomic_store_n(&self->produced[i], 0, __ATOMIC_RELAXED);
         __atomic_store_n(&self->acked[i], 0, __ATOMIC_RELAXED);
         __atomic_store_n(&self->failed[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&self->in_doubt[i], 0, __ATOMIC_RELAXED);
         __atomic_store_n(&self->failures_unreported[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&self->doubts_unreported[i], 0, __ATOMIC_RELAXED);
     }
     Py_RETURN_NONE;
 }
@@ -754,11 +772,12 @@ static PyObject *counts_of(const uint64_t *counters, int n) {
     return out;
 }
 
-/* (produced, acked, failed): per stream, MAX_STREAMS each. */
+/* (produced, acked, failed, in_doubt): per stream, MAX_STREAMS each. */
 static PyObject *Producer_counts(Producer *self, PyObject *unused) {
     (void)unused;
-    return Py_BuildValue("(NNN)", counts_of(self->produced, MAX_STREAMS),
-                         counts_of(self->acked, MAX_STREAMS), counts_of(self->failed, MAX_STREAMS));
+    return Py_BuildValue("(NNNN)", counts_of(self->produced, MAX_STREAMS),
+                         counts_of(self->acked, MAX_STREAMS), counts_of(self->failed, MAX_STREAMS),
+                         counts_of(self->in_doubt, MAX_STREAMS));
 }
 
 static PyObject *Producer_observe_latency(Producer *self, PyObject *arg) {

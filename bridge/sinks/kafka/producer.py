@@ -5,7 +5,10 @@ encoder, and a drained batch is handed to the native producer (``_producer.c``) 
 call, which produces each record through librdkafka with its route's prebuilt headers
 and counts delivery reports per stream in C. Every stream has a route (topic, constant
 headers) built once per session. Python sees a record again only when it failed: the
-failures of a poll arrive together, per stream, and are counted as producer losses.
+failures of a poll arrive together, per stream, and are counted as producer losses,
+except those that timed out after they were sent, which Kafka may have written: those
+are counted *in doubt*, since only a reader of the topic can tell (README, "Envelope
+and loss semantics").
 
 Backpressure: when librdkafka's queue is full, ``produce()`` raises ``BufferError``.
 The sink then serves delivery reports and retries for up to ``queue_full_timeout_ms``;
@@ -129,8 +132,15 @@ class KafkaSink:
 
     @property
     def failed(self) -> list[int]:
-        """Per stream, records that failed after queueing (producer losses)."""
+        """Per stream, records that failed after queueing and that librdkafka knows
+        Kafka did not write (producer losses)."""
         return self._producer.counts()[2]
+
+    @property
+    def in_doubt(self) -> list[int]:
+        """Per stream, records that timed out after they were sent: Kafka may have
+        written them. Neither acked nor lost; a reader of the topic settles each."""
+        return self._producer.counts()[3]
 
     @property
     def latency(self) -> LatencyBuckets | None:
@@ -156,10 +166,21 @@ class KafkaSink:
             self._routes[tp_id] = route
             self._producer.set_route(tp_id, route.topic, route.headers)
 
-    def _on_failures(self, failures: list[tuple[int, int, str]]) -> None:
+    def _on_failures(self, failures: list[tuple[int, int, str, bool]]) -> None:
         """Records that failed after queueing (timed out, purged, refused by the
-        broker), per stream, since the last poll: producer losses."""
-        for tp_id, count, error in failures:
+        broker), per stream, since the last poll. Those never sent, or refused, are
+        producer losses. Those that timed out after they were sent are in doubt: the
+        broker may have written them, so counting them lost could be a false claim
+        (the ledger keeps them apart, and the audit settles them from the topic)."""
+        for tp_id, count, error, in_doubt in failures:
+            if in_doubt:
+                self._log_limited(
+                    "%d record(s) timed out after they were sent (%s); Kafka may have "
+                    "written them: counted in doubt, settled by reading the topic.",
+                    count,
+                    error,
+                )
+                continue
             route = self._routes[tp_id]
             if self._report_loss is not None and route is not None:
                 self._report_loss(route.sequence, LossStage.PRODUCER, count, False)
