@@ -5,8 +5,12 @@ Given the event records and the heartbeats read back from Kafka, check for every
 
 * no seq appears twice;
 * the seqs missing from the topic (gaps, and any tail after the last record) number
-  exactly as many as the SESSION_END ledger says were lost;
-* records delivered + lost == fired, and delivered == acked.
+  exactly as many as the SESSION_END ledger says were lost, plus the records it holds
+  in doubt that are not in the topic;
+* acked <= delivered <= acked + in_doubt: every acknowledged record is there, and
+  every record beyond those is one the ledger held in doubt (timed out after it was
+  sent, written by the broker all the same);
+* acked + in_doubt + lost == fired.
 
 The bridge is not trusted here: only what a consumer can read is used.
 """
@@ -45,13 +49,20 @@ class StreamVerdict:
     lost: int | None
     lost_before_sum: int
     final: bool
+    in_doubt: int = 0  # the ledger's: timed out after they were sent
+
+    @property
+    def found_in_doubt(self) -> int:
+        """In-doubt records the topic holds after all (the broker wrote them)."""
+        return max(0, self.delivered - (self.acked or 0))
 
     @property
     def unexplained(self) -> int | None:
-        """Missing records the ledger does not account for (None without a ledger)."""
+        """Missing records the ledger does not account for (None without a ledger):
+        its losses, and its in-doubt records that the topic does not hold."""
         if self.lost is None:
             return None
-        return self.missing - self.lost
+        return self.missing - self.lost - (self.in_doubt - self.found_in_doubt)
 
     @property
     def ok(self) -> bool:
@@ -59,8 +70,9 @@ class StreamVerdict:
             self.final
             and self.duplicates == 0
             and self.fired is not None
-            and self.delivered + (self.lost or 0) == self.fired
-            and self.delivered == self.acked
+            and self.acked is not None
+            and (self.acked or 0) + self.in_doubt + (self.lost or 0) == self.fired
+            and self.acked <= self.delivered <= self.acked + self.in_doubt
             and self.unexplained == 0
         )
 
@@ -113,6 +125,7 @@ class Evidence:
                     lost=sum(book["lost"].values()) if book else None,
                     lost_before_sum=evidence.lost_before_sum,
                     final=evidence.final,
+                    in_doubt=int(book.get("in_doubt", 0)) if book else 0,
                 )
             )
         return out

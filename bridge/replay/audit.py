@@ -15,9 +15,14 @@ ledger, and judges each (node, session, stream):
      lost_before reported. Coverage is cumulative, so delivered + lost == fired
      follows: a stream passes only if the ledger accounts for every missing seq;
   4. the lost_before counts add up to no more than the ledger's kernel + bridge + node
-     losses, and the ledger claims no more losses than there are missing seqs, except
-     records counted as producer losses that Kafka wrote anyway (a timeout while the
-     broker was unreachable; README): those are a warning.
+     losses, and the ledger claims no more losses than there are missing seqs.
+
+  Records the ledger holds *in doubt* (timed out after they were sent; the broker may
+  have written them) are settled here: those in the topic are delivered, the rest are
+  gaps covered like producer losses, and the report states how many were written. A
+  ledger written before in-doubt existed counted such records as producer losses;
+  finding them in the topic is a warning, as long as there are no more of them than
+  its producer losses.
 
 * **open** (no SESSION_END yet: the bridge still runs, or stopped without closing its
   books) -- judged the same way against its latest periodic heartbeat (if any), but its
@@ -61,6 +66,16 @@ class StreamAudit:
         return self.gaps.key
 
     @property
+    def in_doubt_written(self) -> int:
+        """Of the ledger's records in doubt, how many the topic holds: the records
+        beyond what it acked (lost records cannot be there, by rule 4)."""
+        ledger = self.gaps.ledger
+        if ledger is None or not ledger.in_doubt:
+            return 0
+        written = self.gaps.delivered - self.gaps.beyond_ledger - ledger.acked
+        return min(max(written, 0), ledger.in_doubt)
+
+    @property
     def status(self) -> str:
         if self.problems:
             return "FAIL"
@@ -77,6 +92,8 @@ class StreamAudit:
             "closed": self.closed,
             "fired": ledger.fired if ledger else None,
             "acked": ledger.acked if ledger else None,
+            "in_doubt": ledger.in_doubt if ledger else 0,
+            "in_doubt_written": self.in_doubt_written,
             "records": gaps.records,
             "delivered": gaps.delivered,
             "duplicates": gaps.duplicates,
@@ -132,7 +149,14 @@ def judge(gaps: StreamGaps, last_lost: dict[str, int] | None, require_closed: bo
             f"lost_before reports {gaps.lost_before_total} losses; the ledger has "
             f"{non_producer} kernel+bridge+node"
         )
-    excess = gaps.delivered - gaps.beyond_ledger + ledger.lost_total - ledger.fired
+    held = gaps.delivered - gaps.beyond_ledger
+    if held < ledger.acked:  # in doubt must not cover for an acknowledged record
+        problems.append(
+            f"{ledger.acked - held} acknowledged record(s) are not in the topic "
+            f"(acked={ledger.acked}, {held} present)"
+        )
+    # What the topic holds beyond acked + in doubt: records the ledger counted lost.
+    excess = held + ledger.lost_total - ledger.fired
     if excess > 0:
         producer = ledger.lost.get("producer", 0)
         text = f"{excess} record(s) counted lost are in the topic"
@@ -277,7 +301,7 @@ def _ledger_rank(rank: tuple[bool, int], ledger: Ledger) -> tuple[Any, ...]:
     """SESSION_END first, then the highest heartbeat_seq; two entries with the same
     (a heartbeat written twice) by their numbers, so the one kept is the same for
     every reading order."""
-    return (*rank, ledger.fired, ledger.acked, sorted(ledger.lost.items()))
+    return (*rank, ledger.fired, ledger.acked, ledger.in_doubt, sorted(ledger.lost.items()))
 
 
 @dataclass

@@ -15,7 +15,9 @@ records, or before the first) is covered, in this order of preference, by:
 1. ``lost_before``: the lost_before of the record right after it;
 2. ``neighbour``: lost_before counts of records at most ``tolerance`` records away
    (reported after the gap, or reported early and not used by a gap of their own);
-3. ``producer``: the ledger's producer-stage losses, which no lost_before carries;
+3. ``producer``: the ledger's producer-stage losses, which no lost_before carries,
+   and its records in doubt (timed out after they were sent): each is either in the
+   topic or a gap here, so together they bound these gaps;
 4. ``ledger`` (the tail only, after the last record): the ledger's non-producer losses
    that no lost_before reported (sum of lost_before below the ledger's total).
 
@@ -84,10 +86,12 @@ class Ledger:
     acked: int
     lost: dict[str, int]
     final: bool
+    in_doubt: int = 0  # timed out after they were sent: in the topic, or lost
 
     @classmethod
     def from_book(cls, book: dict[str, Any], final: bool) -> Ledger:
-        return cls(int(book["fired"]), int(book["acked"]), dict(book["lost"]), final)
+        in_doubt = int(book.get("in_doubt", 0))  # absent in ledgers from bridges before it existed
+        return cls(int(book["fired"]), int(book["acked"]), dict(book["lost"]), final, in_doubt)
 
     @property
     def lost_total(self) -> int:
@@ -390,7 +394,7 @@ def find_gaps(
     """
     summary = trace.summary()
     distinct, reports = summary.distinct, summary.reports
-    producer_budget = ledger.lost.get("producer", 0) if ledger else 0
+    producer_budget = ledger.lost.get("producer", 0) + ledger.in_doubt if ledger else 0
     walk = _Walk(producer_budget, tolerance)
     gaps: list[Gap] = []
     lost_before_total = 0

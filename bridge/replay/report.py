@@ -2,7 +2,9 @@
 
 The audit table has one row per node and stream (sessions summed), the numbers a reader
 checks first: fired, delivered, lost by stage, duplicates, unexplained, and a status
-(FAIL over open over ok). Problems and warnings follow, one line each, per session.
+(FAIL over open over ok). Records the ledger held in doubt are settled by the topic: the
+ones it does not hold are shown as producer losses, with a note line per session.
+Problems and warnings follow, one line each, per session.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class _Row:
         self.delivered += gaps.delivered
         for stage in LOSS_STAGES:
             self.lost[stage] += audit.lost.get(stage, 0)
+        if ledger is not None:  # records in doubt that the topic does not hold
+            self.lost["producer"] += ledger.in_doubt - audit.in_doubt_written
         self.duplicates += gaps.duplicates
         self.unexplained += gaps.unexplained
         if _RANK[audit.status] > _RANK[self.status]:
@@ -90,6 +94,14 @@ def format_audit(report: AuditReport, *, color: bool = False, sessions: bool = F
         where = f"{node} {stream} session {session}"
         lines.extend(f"FAIL {where}: {problem}" for problem in audit.problems)
         lines.extend(f"warning {where}: {warning}" for warning in audit.warnings)
+        ledger = audit.gaps.ledger
+        if ledger is not None and ledger.in_doubt:
+            written = audit.in_doubt_written
+            lines.append(
+                f"note {where}: {ledger.in_doubt:,} record(s) timed out after they were sent "
+                f"(in doubt): {written:,} are in the topic, {ledger.in_doubt - written:,} "
+                "counted above as lost at the producer"
+            )
         if sessions and not audit.problems and not audit.warnings:
             lines.append(f"{audit.status} {where}: {audit.gaps.delivered:,} delivered")
     for (node, session), delay in sorted(report.attach_delays.items()):

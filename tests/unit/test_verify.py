@@ -29,10 +29,15 @@ def event(
     }
 
 
-def book(fired: int, acked: int, stream: str = STREAM, **lost: int) -> dict[str, Any]:
+def book(
+    fired: int, acked: int, stream: str = STREAM, in_doubt: int | None = None, **lost: int
+) -> dict[str, Any]:
     totals = {"kernel": 0, "bridge": 0, "producer": 0, "node": 0}
     totals.update(lost)
-    return {"stream": stream, "fired": fired, "acked": acked, "lost": totals}
+    out = {"stream": stream, "fired": fired, "acked": acked, "lost": totals}
+    if in_doubt is not None:  # absent: a ledger from before in_doubt existed
+        out["in_doubt"] = in_doubt
+    return out
 
 
 def heartbeat(
@@ -135,6 +140,41 @@ def test_acked_but_not_delivered_is_detected() -> None:
 def test_overstated_loss_is_detected() -> None:
     verdict = judge([event(1), event(2), event(3)], heartbeat("SESSION_END", book(3, 3, bridge=1)))
     assert verdict.unexplained == -1
+    assert not verdict.ok
+
+
+@pytest.mark.parametrize("written", [0, 1, 2])
+def test_records_in_doubt_are_settled_by_the_topic(written: int) -> None:
+    """Two records timed out after they were sent (seq 3 and 4): however many the
+    broker wrote, the seqs present and missing account for them exactly."""
+    events = [event(1), event(2), *(event(3 + i) for i in range(written)), event(5)]
+    verdict = judge(events, heartbeat("SESSION_END", book(5, 3, in_doubt=2)))
+    assert verdict.found_in_doubt == written
+    assert verdict.missing == 2 - written
+    assert verdict.unexplained == 0
+    assert verdict.ok
+
+
+def test_in_doubt_does_not_excuse_more_than_it_states() -> None:
+    """In doubt settles at most as many records as it states, in either direction."""
+    missing_two = judge(
+        [event(1), event(4)], heartbeat("SESSION_END", book(4, 1, in_doubt=1, producer=2))
+    )
+    assert missing_two.unexplained == 0
+    assert missing_two.ok  # seq 2 and 3 lost at the producer; the one in doubt was written
+    too_many = judge(
+        [event(1), event(2), event(3)], heartbeat("SESSION_END", book(4, 1, in_doubt=1, producer=2))
+    )
+    assert too_many.found_in_doubt == 2
+    assert not too_many.ok
+
+
+def test_a_loss_claimed_for_a_record_in_the_topic_is_detected() -> None:
+    """A ledger from before in-doubt existed counted a record that timed out after it
+    was sent as lost; when the broker wrote it after all, the books do not balance."""
+    verdict = judge(
+        [event(1), event(2), event(3)], heartbeat("SESSION_END", book(3, 2, producer=1))
+    )
     assert not verdict.ok
 
 

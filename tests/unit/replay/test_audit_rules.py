@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.replay.audit import Audit, AuditReport
+from bridge.replay.report import format_audit
 from bridge.verify import audit_records
 
 NODE, SESSION, STREAM = "node-a", "s1", "mempool:added"
@@ -71,8 +72,40 @@ def test_lost_before_claiming_more_than_the_ledger_fails() -> None:
     assert any("lost_before reports 2 losses" in p for p in stream.problems)
 
 
+def test_records_in_doubt_are_settled_by_what_the_topic_holds() -> None:
+    """Seq 3 and 4 timed out after they were sent: seq 3 was written, 4 was not. The
+    gap at 4 is covered, the report says one of two was written, and the table counts
+    the other as lost at the producer."""
+    report = judge([1, 2, 3, 5], beat("SESSION_END", fired=5, acked=3, in_doubt=2))
+    (stream,) = report.streams
+    assert (stream.status, stream.problems, stream.warnings) == ("ok", [], [])
+    assert stream.in_doubt_written == 1
+    assert stream.as_dict()["in_doubt"] == 2
+    assert [gap.covered_by for gap in stream.gaps.gaps] == ["producer"]
+    text = format_audit(report)
+    assert "2 record(s) timed out after they were sent (in doubt): 1 are in the topic" in text
+    row = next(line for line in text.splitlines() if line.startswith(NODE))
+    assert row.split()[2:9] == ["1", "5", "4", "0", "0", "1", "0"]
+
+
+def test_in_doubt_excuses_no_more_than_it_states() -> None:
+    """Two in doubt cannot cover three missing seqs; nor can records in the topic
+    exceed acked + in doubt."""
+    short = judge([1, 5], beat("SESSION_END", fired=5, acked=1, in_doubt=2, lost={"kernel": 2}))
+    assert any("not accounted for" in p for p in short.streams[0].problems)
+    surplus = judge(
+        [1, 2, 3], beat("SESSION_END", fired=3, acked=1, in_doubt=1, lost={"kernel": 1})
+    )
+    assert any("counted lost are in the topic" in p for p in surplus.streams[0].problems)
+    hidden = judge([1, 2, 3], beat("SESSION_END", fired=5, acked=5, in_doubt=2))
+    assert any(
+        "2 acknowledged record(s) are not in the topic" in p for p in hidden.streams[0].problems
+    )
+
+
 def test_producer_timeouts_written_after_all_are_a_warning() -> None:
-    """README: a record that timed out is counted lost, yet may be in the topic."""
+    """A ledger written before in-doubt existed counted a record that timed out after
+    it was sent as lost; finding it in the topic is a warning, not a failure."""
     report = judge([1, 2, 3], beat("SESSION_END", fired=3, acked=2, lost={"producer": 1}))
     (stream,) = report.streams
     assert stream.status == "ok"
