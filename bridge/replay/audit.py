@@ -11,7 +11,8 @@ ledger, and judges each (node, session, stream):
      :mod:`bridge.replay.gaps`: the ``lost_before`` of the record after the gap, or of a
      record at most ``tolerance`` records away (kernel losses of concurrently firing
      CPUs land on a neighbour), or the ledger's producer losses (never in a
-     lost_before), or -- after the last record only -- the ledger's losses that no
+     lost_before), or -- after the last record, or in a gap holding a producer loss
+     (whose record may have carried the report) -- the ledger's losses that no
      lost_before reported. Coverage is cumulative, so delivered + lost == fired
      follows: a stream passes only if the ledger accounts for every missing seq;
   4. the lost_before counts add up to no more than the ledger's kernel + bridge + node

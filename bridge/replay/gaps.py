@@ -18,8 +18,11 @@ records, or before the first) is covered, in this order of preference, by:
 3. ``producer``: the ledger's producer-stage losses, which no lost_before carries,
    and its records in doubt (timed out after they were sent): each is either in the
    topic or a gap here, so together they bound these gaps;
-4. ``ledger`` (the tail only, after the last record): the ledger's non-producer losses
-   that no lost_before reported (sum of lost_before below the ledger's total).
+4. ``ledger``: the ledger's non-producer losses that no lost_before in the topic
+   reported (its total minus the sum of the lost_before read). Two kinds of gap have
+   such losses: the tail, after the last record, where no record came to report them;
+   and a gap that holds a producer loss, since the lost record may have been the one
+   carrying the report (kernel losses, then the record after them timed out).
 
 Whatever is left is ``unexplained``. Coverage is cumulative and greedy (oldest gap
 first), so a loss reported one record off is accepted while a gap whose report never
@@ -288,8 +291,9 @@ class _Open:
 class _Walk:
     """The greedy, cumulative coverage walk of the module docstring."""
 
-    def __init__(self, producer_budget: int, tolerance: int) -> None:
+    def __init__(self, producer_budget: int, unreported: int, tolerance: int) -> None:
         self.producer_budget = producer_budget
+        self.unreported = unreported  # the ledger's non-producer losses no report carried
         self.tolerance = tolerance
         self.pending: deque[_Open] = deque()
         self.credit = 0  # lost_before reported ahead of its gap, not used yet
@@ -350,14 +354,19 @@ class _Walk:
             self.credit = 0
 
     def _settle(self, entry: _Open) -> None:
-        """No report came: producer losses (never reported) or unexplained."""
+        """No report came: producer losses (never reported), then -- if the gap holds
+        one, which may have carried a report -- the ledger's unreported losses; or
+        unexplained."""
         take = min(entry.remaining, self.producer_budget)
         entry.gap.producer += take
         self.producer_budget -= take
-        entry.gap.unexplained += entry.remaining - take
+        entry.remaining -= take
+        if entry.gap.producer and entry.remaining:
+            self.unreported = self._cover(entry, "ledger", self.unreported)
+        entry.gap.unexplained += entry.remaining
         entry.remaining = 0
 
-    def finish(self, tail: Gap | None, unreported: int) -> None:
+    def finish(self, tail: Gap | None) -> None:
         """The end: open gaps settle; the tail takes early reports, then the ledger's
         unreported losses, then producer losses."""
         while self.pending:
@@ -365,8 +374,7 @@ class _Walk:
         if tail is not None:
             entry = _Open(tail, -1, tail.size)
             self.credit = self._cover(entry, "neighbour", self.credit)
-            if unreported > 0:
-                self._cover(entry, "ledger", unreported)
+            self.unreported = self._cover(entry, "ledger", self.unreported)
             self._settle(entry)
         self.overreported += self.credit
         self.credit = 0
@@ -395,7 +403,9 @@ def find_gaps(
     summary = trace.summary()
     distinct, reports = summary.distinct, summary.reports
     producer_budget = ledger.lost.get("producer", 0) + ledger.in_doubt if ledger else 0
-    walk = _Walk(producer_budget, tolerance)
+    reported = sum(ledger.lost.get(stage, 0) for stage in NON_PRODUCER_STAGES) if ledger else 0
+    unreported = max(0, reported - sum(lost_before for _, lost_before in reports))
+    walk = _Walk(producer_budget, unreported, tolerance)
     gaps: list[Gap] = []
     lost_before_total = 0
     fired = ledger.fired if ledger is not None and ledger.final else None
@@ -433,13 +443,10 @@ def find_gaps(
     if position - 1 > walked:
         walk.expire(position - 1)
     tail = None
-    unreported = 0
     if trailing and fired is not None and ledger is not None and fired > previous:
         tail = Gap(previous + 1, fired)
         gaps.append(tail)
-        reported = sum(ledger.lost.get(stage, 0) for stage in NON_PRODUCER_STAGES)
-        unreported = reported - lost_before_total
-    walk.finish(tail, unreported)
+    walk.finish(tail)
     return StreamGaps(
         key=key,
         records=summary.records,

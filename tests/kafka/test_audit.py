@@ -183,3 +183,24 @@ def test_neighbour_placement_of_a_kernel_loss_is_accepted(
     assert stream.status == "ok", stream.problems
     (gap,) = stream.gaps.gaps
     assert (gap.first, gap.covered_by) == (11, "neighbour")
+
+
+def test_kernel_losses_reported_by_a_record_lost_at_the_producer_are_accepted(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Seq 11-13 were lost in the ring; seq 14 reported them and then timed out at the
+    producer, so no record in the topic says why 11-14 are missing. The ledger does:
+    three kernel losses and one producer loss, and the audit places them."""
+    forge = Forge(kafka_bootstrap, topic_prefix)
+    session = forge.session("node-a")
+    for _ in range(10):
+        session.event(ADDED)
+    session.event(ADDED, lost_before=3, produce=False)
+    for _ in range(5):
+        session.event(ADDED)
+    session.heartbeat()
+    forge.flush()
+    (stream,) = audit(kafka_bootstrap, topic_prefix).streams
+    assert stream.status == "ok", stream.problems
+    (gap,) = stream.gaps.gaps
+    assert (gap.first, gap.last, gap.producer, gap.ledger) == (11, 14, 1, 3)

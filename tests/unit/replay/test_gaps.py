@@ -69,6 +69,30 @@ def test_unreported_gap_is_a_producer_loss_when_the_ledger_has_one() -> None:
     assert (gap.first, gap.producer, gap.covered_by) == (3, 1, "producer")
 
 
+def test_a_report_lost_with_its_record_at_the_producer_is_covered_by_the_ledger() -> None:
+    """Seq 3 and 4 were lost in the ring; seq 5 reported them (lost_before=2) but timed
+    out at the producer, so no record in the topic reports them. The ledger holds all
+    three: one producer loss, two kernel losses that no lost_before read carries."""
+    result = find_gaps(KEY, trace(1, 2, 6, 7), ledger(7, kernel=2, producer=1))
+    (gap,) = result.gaps
+    assert (gap.first, gap.last, gap.producer, gap.ledger) == (3, 5, 1, 2)
+    assert result.unexplained == 0
+
+
+def test_unreported_losses_cover_only_gaps_that_lost_a_record_at_the_producer() -> None:
+    """Without a producer loss in the gap, nothing can have carried the report away:
+    kernel losses no record reports stay unexplained in the middle of a stream."""
+    result = find_gaps(KEY, trace(1, 2, 5, 6), ledger(6, kernel=2))
+    assert result.unexplained == 2
+    # ... and the pool is shared: what one gap takes, the tail cannot.
+    shared = find_gaps(KEY, trace(1, 5, 6), ledger(8, kernel=3, producer=1))
+    assert [(g.first, g.last, g.producer, g.ledger) for g in shared.gaps] == [
+        (2, 4, 1, 2),
+        (7, 8, 0, 1),
+    ]
+    assert shared.unexplained == 1
+
+
 def test_unreported_gap_without_ledger_losses_is_unexplained() -> None:
     result = find_gaps(KEY, trace(1, 2, 4, 5), ledger(5))
     assert result.unexplained == 1

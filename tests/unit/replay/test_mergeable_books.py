@@ -42,7 +42,9 @@ def reference_find_gaps(
             duplicated.append(seq)
         else:
             unique.append((seq, lost_before))
-    walk = _Walk(ledger.lost.get("producer", 0) if ledger else 0, tolerance)
+    producer = ledger.lost.get("producer", 0) + ledger.in_doubt if ledger else 0
+    reported = sum(ledger.lost[s] for s in ("kernel", "bridge", "node")) if ledger else 0
+    walk = _Walk(producer, max(0, reported - sum(lb for _, lb in unique)), tolerance)
     gaps: list[Gap] = []
     lost_before_total = beyond = 0
     fired = ledger.fired if ledger is not None and ledger.final else None
@@ -61,12 +63,10 @@ def reference_find_gaps(
         walk.record(position, gap, lost_before)
         previous = seq
     tail = None
-    unreported = 0
     if trailing and fired is not None and ledger is not None and fired > previous:
         tail = Gap(previous + 1, fired)
         gaps.append(tail)
-        unreported = sum(ledger.lost[s] for s in ("kernel", "bridge", "node")) - lost_before_total
-    walk.finish(tail, unreported)
+    walk.finish(tail)
     return StreamGaps(
         KEY, len(seqs), len(unique), len(duplicated), duplicated[:20],
         unique[0][0] if unique else None, unique[-1][0] if unique else None,
@@ -84,10 +84,13 @@ def trace_of(records: Sequence[tuple[int, int]]) -> StreamTrace:
 ledgers = st.one_of(
     st.none(),
     st.builds(
-        lambda fired, lost, final: Ledger(fired, 0, dict(zip(STAGES, lost, strict=True)), final),
+        lambda fired, lost, final, in_doubt: Ledger(
+            fired, 0, dict(zip(STAGES, lost, strict=True)), final, in_doubt
+        ),
         st.integers(0, 90),
         st.tuples(*(st.integers(0, 6) for _ in STAGES)),
         st.booleans(),
+        st.integers(0, 3),
     ),
 )
 # Anything: seqs in any order, repeated, with any lost_before.
