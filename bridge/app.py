@@ -111,7 +111,15 @@ class Bridge:
         self.metrics: BridgeMetrics | None = None
         self.metrics_server: MetricsServer | None = None
         if settings.metrics.port is not None:
-            self.metrics = BridgeMetrics(settings.node_id, self.sink.in_flight, settings.source)
+            self.metrics = BridgeMetrics(
+                settings.node_id,
+                self.sink.in_flight,
+                settings.source,
+                bridge_records=lambda: (
+                    self.sink.bridge_records_failed,
+                    self.sink.bridge_records_skipped,
+                ),
+            )
             self.sink.latency = self.metrics.latency
 
     # ------------------------------------------------------------------ lifecycle
@@ -306,7 +314,10 @@ class Bridge:
         value = self.store.encode(HEARTBEAT_SCHEMA, record)
         topic = bridge_topic(self.settings.kafka.topic_prefix)
         self.sink.produce_bridge_record(
-            topic, value, self._headers(HEARTBEAT_SCHEMA, ledger.source.name.lower())
+            topic,
+            value,
+            self._headers(HEARTBEAT_SCHEMA, ledger.source.name.lower()),
+            droppable=not final,
         )
         if self.metrics is not None:
             self.metrics.observe_books(ledger.source, ledger.session_id, books)

@@ -94,6 +94,22 @@ class BridgeCollector(Collector):
             reconnects,
         )
 
+        failed, skipped = m.bridge_records()
+        yield self._single_counter(
+            "bridge_records_failed",
+            "The bridge's own records (heartbeats, dead letters) Kafka did not take. The "
+            "events they describe are counted in the ledger either way.",
+            node,
+            failed,
+        )
+        yield self._single_counter(
+            "heartbeats_skipped",
+            "Periodic heartbeats not produced because the producer queue was full (the "
+            "drain loop does not wait for them; the next one carries the same totals).",
+            node,
+            skipped,
+        )
+
         attach = HistogramMetricFamily(
             PREFIX + "attach_delay_seconds",
             "Per session, from the node process's start to its probes being live (USDT): "

@@ -58,8 +58,16 @@ class AttachDelays:
 class BridgeMetrics:
     """Everything the endpoint serves for one bridge process (one node)."""
 
-    def __init__(self, node: str, queue_depth: Callable[[], int], source: str = "usdt") -> None:
+    def __init__(
+        self,
+        node: str,
+        queue_depth: Callable[[], int],
+        source: str = "usdt",
+        bridge_records: Callable[[], tuple[int, int]] = lambda: (0, 0),
+    ) -> None:
         self.node = node
+        # The bridge's own records (heartbeats, dead letters): (failed, skipped).
+        self.bridge_records = bridge_records
         self.latency = LatencyBuckets()
         self.books = BookTotals()
         # Per source: sessions started, and whether one is running. The configured source

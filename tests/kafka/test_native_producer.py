@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -323,3 +324,30 @@ def test_records_that_time_out_after_they_were_sent_are_in_doubt_not_lost(
         print(f"in doubt 5, written by the broker after all: {values.count(b'frozen')}")
     finally:
         broker.stop()
+
+
+def test_a_periodic_heartbeat_is_skipped_not_waited_for_when_the_queue_is_full(
+    topic_prefix: str,
+) -> None:
+    """The drain loop produces heartbeats: with the queue full (here: no broker at
+    all), a periodic one is skipped at once and counted, instead of holding the loop
+    while the rings fill; a record that must go (SESSION_END, dead letters) still gets
+    its bounded wait before it is counted as failed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+    config = KafkaConfig(bootstrap_servers=closed, queue_max_messages=1000)
+    sink = KafkaSink(config, KEY, 1_000_000)
+    try:
+        sink.start_session({6: Route(f"{topic_prefix}.t", None, 1)}, lambda *_: None)
+        assert sink.produce_events([(6, b"x", 0)] * 1000) == 1000
+        assert sink.in_flight() == 1000
+        bridge = f"{topic_prefix}.bridge"
+        assert sink.produce_bridge_record(bridge, b"beat", [], droppable=True) is False
+        assert (sink.bridge_records_skipped, sink.bridge_records_failed) == (1, 0)
+        assert sink.produce_bridge_record(bridge, b"end", []) is False
+        assert (sink.bridge_records_skipped, sink.bridge_records_failed) == (1, 1)
+        assert sink.in_flight() == 1000
+        sink.purge()
+    finally:
+        sink.close(0)

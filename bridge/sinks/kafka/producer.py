@@ -116,6 +116,7 @@ class KafkaSink:
         self._report_loss: LossReporter | None = None
         self._carried = False  # a session started: records may be queued
         self.bridge_records_failed = 0
+        self.bridge_records_skipped = 0  # periodic heartbeats not queued: queue full
         self._last_error_log = 0.0
         self._latency: LatencyBuckets | None = None
 
@@ -211,19 +212,36 @@ class KafkaSink:
         return handed_over
 
     # ---------------------------------------------------------------- bridge's own records
-    def produce_bridge_record(self, topic: str, value: bytes, headers: Headers) -> None:
-        """Heartbeats and dead letters: low rate, produced with a bounded wait if full."""
+    def produce_bridge_record(
+        self, topic: str, value: bytes, headers: Headers, *, droppable: bool = False
+    ) -> bool:
+        """Heartbeats and dead letters: low rate, produced with a bounded wait (2 s)
+        if the queue is full. Returns whether the record was queued.
+
+        ``droppable`` (periodic heartbeats): no wait. The drain loop calls this, so
+        every second it waited would be a second the rings fill during an outage; and
+        a periodic heartbeat is superseded by the next one (its ``heartbeat_seq`` gap
+        shows it was skipped), while the SESSION_END one is produced after the queue
+        has been flushed."""
         for _ in range(2):
             code = self._producer.produce(topic, value, self.key, headers)
             if code == 0:
-                return
+                return True
             if code != _producer.QUEUE_FULL:
                 self.bridge_records_failed += 1
                 log.error("Kafka refused a record for %s: %s.", topic, KafkaError(code).str())
-                return
+                return False
+            if droppable:
+                self.bridge_records_skipped += 1
+                self._log_limited(
+                    "Skipped a periodic heartbeat: the producer queue is full (the next "
+                    "one carries the same running totals)."
+                )
+                return False
             self._producer.poll(1.0)
         self.bridge_records_failed += 1
         log.error("Could not queue a record for %s: the producer queue is full.", topic)
+        return False
 
     def _on_bridge_failure(self, topic: str, error: str) -> None:
         self.bridge_records_failed += 1

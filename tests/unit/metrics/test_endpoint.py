@@ -98,3 +98,14 @@ def test_a_bridge_still_waiting_for_its_node_shows_as_detached() -> None:
     assert value(text, "tracebridge_sessions_total", source="ipc") == 0
     assert value(text, "tracebridge_ipc_reconnects_total") == 0
     assert not [s for s in samples(text) if s.name.startswith("tracebridge_events_")]
+
+
+def test_the_bridges_own_records_that_did_not_go_are_counted() -> None:
+    metrics = BridgeMetrics("n1", lambda: 0, bridge_records=lambda: (2, 5))
+    server = MetricsServer(LOCAL, metrics)
+    try:
+        text = scrape_text(server.port)
+    finally:
+        server.stop()
+    assert value(text, "tracebridge_bridge_records_failed_total", node="n1") == 2
+    assert value(text, "tracebridge_heartbeats_skipped_total", node="n1") == 5
