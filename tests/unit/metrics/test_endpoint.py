@@ -16,13 +16,18 @@ from tests.support.metrics import populated_metrics, samples, scrape_text, value
 LOCAL = MetricsConfig(port=0, address="127.0.0.1")
 
 
-@pytest.fixture
-def text() -> str:
-    server = MetricsServer(LOCAL, populated_metrics())
+def served(metrics: BridgeMetrics) -> str:
+    """One scrape of ``metrics`` over HTTP."""
+    server = MetricsServer(LOCAL, metrics)
     try:
         return scrape_text(server.port)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def text() -> str:
+    return served(populated_metrics())
 
 
 def test_counters_sum_the_books_of_every_session(text: str) -> None:
@@ -88,12 +93,7 @@ def test_the_endpoint_is_off_unless_a_port_is_set() -> None:
 
 
 def test_a_bridge_still_waiting_for_its_node_shows_as_detached() -> None:
-    metrics = BridgeMetrics("n1", lambda: 0, source="ipc")
-    server = MetricsServer(LOCAL, metrics)
-    try:
-        text = scrape_text(server.port)
-    finally:
-        server.stop()
+    text = served(BridgeMetrics("n1", lambda: 0, source="ipc"))
     assert value(text, "tracebridge_session_attached", source="ipc") == 0
     assert value(text, "tracebridge_sessions_total", source="ipc") == 0
     assert value(text, "tracebridge_ipc_reconnects_total") == 0
@@ -101,11 +101,6 @@ def test_a_bridge_still_waiting_for_its_node_shows_as_detached() -> None:
 
 
 def test_the_bridges_own_records_that_did_not_go_are_counted() -> None:
-    metrics = BridgeMetrics("n1", lambda: 0, bridge_records=lambda: (2, 5))
-    server = MetricsServer(LOCAL, metrics)
-    try:
-        text = scrape_text(server.port)
-    finally:
-        server.stop()
+    text = served(BridgeMetrics("n1", lambda: 0, bridge_records=lambda: (2, 5)))
     assert value(text, "tracebridge_bridge_records_failed_total", node="n1") == 2
     assert value(text, "tracebridge_heartbeats_skipped_total", node="n1") == 5
