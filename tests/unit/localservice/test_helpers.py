@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from bridge.localservice.output import log_tail, tail_text
 from bridge.localservice.ports import ensure_port_free, resolve_ports
 from bridge.localservice.process import carries_marker, run_captured, terminate_marked
 from bridge.localservice.state import read_state, write_state
+from tests.support.processes import started
 from tests.unit.localservice.fake import FakeError, FakeState
 
 
@@ -68,24 +67,12 @@ def test_run_captured_merges_the_streams() -> None:
     assert "err" in result.stdout
 
 
-def wait_for_exec(pid: int, program: str) -> None:
-    """Until ``pid`` runs ``program``: right after fork, /proc shows the parent's
-    command line, which would make any marker check a race."""
-    deadline = time.monotonic() + 30
-    while program.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
-        assert time.monotonic() < deadline, f"pid {pid} never ran {program!r}"
-        time.sleep(0.01)
-
-
 def test_terminate_marked_stops_only_a_marked_process(tmp_path: Path) -> None:
     marker = f"--marker={tmp_path}"
-    program = "import time; time.sleep(60)"
-    sleeper = [sys.executable, "-c", program]
-    marked = subprocess.Popen([*sleeper, marker])
-    unmarked = subprocess.Popen(sleeper)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    marked = started([*sleeper, marker])
+    unmarked = started(sleeper)
     try:
-        wait_for_exec(marked.pid, program)
-        wait_for_exec(unmarked.pid, program)
         assert carries_marker(marked.pid, marker)
         assert not carries_marker(unmarked.pid, marker)
         stop = functools.partial(

@@ -19,6 +19,7 @@ from bridge.sources.usdt.process import (
     process_by_pidfile,
     processes_by_binary,
 )
+from tests.support.processes import started
 
 SLEEP = shutil.which("sleep")
 pytestmark = pytest.mark.skipif(SLEEP is None, reason="needs sleep(1)")
@@ -36,7 +37,7 @@ def spawn() -> Iterator[Spawn]:
 
     def start(executable: str | Path | None = None) -> subprocess.Popen[bytes]:
         exe = str(executable or SLEEP)
-        child = subprocess.Popen([exe, "30"])
+        child = started([exe, "30"])
         children.append(child)
         return child
 
@@ -282,9 +283,9 @@ def test_two_nodes_of_one_binary_are_told_apart_by_their_arguments(
 ) -> None:
     """Mainnet and signet from one bitcoind: a restarted node must be found by its own
     arguments, never by being the oldest process that runs the binary."""
-    mainnet = subprocess.Popen([str(node_binary), "30"])
+    mainnet = started([node_binary, "30"])
     time.sleep(TICK_GAP_S)
-    signet = subprocess.Popen([str(node_binary), "31"])
+    signet = started([node_binary, "31"])
     try:
         node = process_by_binary(node_binary, ("31",))
         assert node is not None
