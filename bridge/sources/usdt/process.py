@@ -10,6 +10,7 @@ one binary (mainnet and signet, say), told apart only by ``-datadir``/``-chain``
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])  # state (field 3), starttime (field 22)
 
 
+# How long a process may show an empty command line before we take it as empty.
+EXEC_SETTLE_S = 0.2
+
+
 def process_by_pid(pid: int) -> NodeProcess | None:
     """The process with ``pid``, if it is running."""
     stat = _stat(pid)
@@ -49,11 +54,27 @@ def process_by_pid(pid: int) -> NodeProcess | None:
         return None
     try:
         exe = Path(os.readlink(PROC / str(pid) / "exe"))
-        argv = (PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
+        raw = _settled_cmdline(pid)
     except OSError:
         return None
-    arguments = tuple(arg.decode(errors="replace") for arg in argv[1:] if arg)
+    arguments = tuple(arg.decode(errors="replace") for arg in raw.split(b"\0")[1:] if arg)
     return NodeProcess(pid=pid, exe=exe, start_ticks=stat[1], arguments=arguments)
+
+
+def _settled_cmdline(pid: int) -> bytes:
+    """``/proc/<pid>/cmdline``, read again while it is empty (for up to EXEC_SETTLE_S).
+
+    A process in the middle of its exec already shows the new ``exe`` but not yet its
+    arguments: the kernel sets up the new argument area last, so the command line reads
+    empty for a moment (a third of the time right after ``Popen`` returns, measured).
+    Arguments read then would be remembered wrong (``--pid`` finds a restarted node by
+    them), so an empty one is given the moment it takes."""
+    deadline = time.monotonic() + EXEC_SETTLE_S
+    while True:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+        if raw or time.monotonic() >= deadline:
+            return raw
+        time.sleep(0.001)
 
 
 def process_by_pidfile(pidfile: Path) -> NodeProcess | None:

@@ -297,3 +297,18 @@ def test_two_nodes_of_one_binary_are_told_apart_by_their_arguments(
         for child in (mainnet, signet):
             child.kill()
             child.wait()
+
+
+def test_a_process_read_in_the_middle_of_its_exec_has_its_arguments(node_binary: Path) -> None:
+    """Right after Popen returns, /proc shows the new exe but often (a third of the
+    time, measured) an empty command line: the arguments must still come out right,
+    since ``--pid`` finds a restarted node by them."""
+    for attempt in range(100):
+        child = subprocess.Popen([str(node_binary), "30", f"{attempt}s"])
+        try:
+            node = process_by_pid(child.pid)
+            assert node is not None
+            assert node.arguments == ("30", f"{attempt}s")
+        finally:
+            child.kill()
+            child.wait()
