@@ -38,6 +38,10 @@ class Stream:
     name: str
     record_types: tuple[int, ...]
 
+    def total(self, by_record_type: Sequence[int]) -> int:
+        """This stream's share of a per-record-type (tp_id) counter."""
+        return sum(by_record_type[t] for t in self.record_types)
+
 
 @dataclass(frozen=True)
 class SourceCounts:
@@ -153,18 +157,7 @@ class SessionLedger:
         events) is covered by the encoder: it numbers each stream contiguously, counting
         every event the node reports it dropped, so its last seq is what fired."""
         bridge_side = {s.sequence: self._encoder.counters(s.sequence) for s in self.stream_list}
-        # Each read once: the native producer's counters come back as fresh lists.
-        produced_by_type, acked_by_type = self._sink.produced, self._sink.acked
-        doubted_by_type = self._sink.in_doubt
-        produced = {
-            s.sequence: sum(produced_by_type[t] for t in s.record_types) for s in self.stream_list
-        }
-        acked = {
-            s.sequence: sum(acked_by_type[t] for t in s.record_types) for s in self.stream_list
-        }
-        in_doubt = {
-            s.sequence: sum(doubted_by_type[t] for t in s.record_types) for s in self.stream_list
-        }
+        delivery = self._sink.counts()
         source = self._source_counts()
         out = []
         for stream in self.stream_list:
@@ -182,12 +175,12 @@ class SessionLedger:
                     stream=stream.name,
                     fired=counts.fired,
                     captured=captured,
-                    produced=produced[stream.sequence],
-                    acked=acked[stream.sequence],
+                    produced=stream.total(delivery.produced),
+                    acked=stream.total(delivery.acked),
                     dead_lettered=dead,
                     last_seq=last_seq,
                     lost=lost,
-                    in_doubt=in_doubt[stream.sequence],
+                    in_doubt=stream.total(delivery.in_doubt),
                 )
             )
         return out

@@ -19,7 +19,7 @@ from bridge.events.envelope import LossStage, SourceKind
 from bridge.events.layout import RecordFlag
 from bridge.events.spec import EventSpec
 from bridge.ledger import SessionLedger, SourceCounts, Stream, StreamLedger
-from bridge.sinks.kafka.producer import KafkaSink
+from bridge.sinks.kafka.producer import DeliveryCounts, KafkaSink
 from tests.support.raw_records import build_record
 
 HEARTBEAT = "tracebridge.bridge.Heartbeat"
@@ -40,6 +40,9 @@ class FakeSink:
         self.produced = [0] * 256
         self.acked = [0] * 256
         self.in_doubt = [0] * 256
+
+    def counts(self) -> DeliveryCounts:
+        return DeliveryCounts(self.produced, self.acked, [0] * 256, self.in_doubt)
 
 
 class Scenario:

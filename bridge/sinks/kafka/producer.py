@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError
 
@@ -46,6 +47,16 @@ LossReporter = Callable[[int, int, int, bool], None]
 
 
 Headers = list[tuple[str, str | bytes | None]]
+
+
+class DeliveryCounts(NamedTuple):
+    """Per stream (tp_id, MAX_STREAMS entries each), what became of the records handed
+    to librdkafka this session."""
+
+    produced: list[int]
+    acked: list[int]
+    failed: list[int]  # failed, and librdkafka knows Kafka did not write it: a loss
+    in_doubt: list[int]  # timed out after it was sent: a reader of the topic settles it
 
 
 @dataclass(frozen=True)
@@ -121,27 +132,25 @@ class KafkaSink:
         self._latency: LatencyBuckets | None = None
 
     # ---------------------------------------------------------------- counters
+    def counts(self) -> DeliveryCounts:
+        """Every per-stream counter of this session, from one native read."""
+        return DeliveryCounts(*self._producer.counts())
+
     @property
     def produced(self) -> list[int]:
-        """Per stream (tp_id), records handed to librdkafka this session."""
-        return self._producer.counts()[0]
+        return self.counts().produced
 
     @property
     def acked(self) -> list[int]:
-        """Per stream, records Kafka acknowledged this session."""
-        return self._producer.counts()[1]
+        return self.counts().acked
 
     @property
     def failed(self) -> list[int]:
-        """Per stream, records that failed after queueing and that librdkafka knows
-        Kafka did not write (producer losses)."""
-        return self._producer.counts()[2]
+        return self.counts().failed
 
     @property
     def in_doubt(self) -> list[int]:
-        """Per stream, records that timed out after they were sent: Kafka may have
-        written them. Neither acked nor lost; a reader of the topic settles each."""
-        return self._producer.counts()[3]
+        return self.counts().in_doubt
 
     @property
     def latency(self) -> LatencyBuckets | None:
