@@ -71,7 +71,7 @@ class StreamVerdict:
             and self.duplicates == 0
             and self.fired is not None
             and self.acked is not None
-            and (self.acked or 0) + self.in_doubt + (self.lost or 0) == self.fired
+            and self.acked + self.in_doubt + (self.lost or 0) == self.fired
             and self.acked <= self.delivered <= self.acked + self.in_doubt
             and self.unexplained == 0
         )

@@ -187,14 +187,13 @@ class BridgeCollector(Collector):
             PREFIX + "events_lost",
             "Events lost, by the stage that lost them (kernel: ring full; bridge: dead "
             "letter or producer queue full; producer: Kafka refused it, or it timed out "
-            "before it was sent; node: "
-            "dropped by the node).",
+            "before it was sent; node: dropped by the node).",
             labels=(*STREAM_LABELS, "stage"),
         )
         flight = GaugeMetricFamily(
             PREFIX + "events_in_flight",
-            "Fired but neither acknowledged, in doubt nor lost at the last heartbeat (in a ring or "
-            "the producer).",
+            "Fired but neither acknowledged, in doubt nor lost at the last heartbeat (in a "
+            "ring or the producer).",
             labels=STREAM_LABELS,
         )
         for key, values in sorted(
