@@ -5,7 +5,8 @@ to the checkout holds a tarball of real ones (bitcoind, bitcoin-node, bitcoin-cl
 with USDT, IPC and the wallet). They are unpacked once into
 ``<cache>/bitcoin-core/<tarball name>/`` (never into the repository), checked against
 the tarball's sha256, and reused. ``TRACEBRIDGE_BITCOIN_CORE`` may name a directory of
-binaries (your own build) or another tarball instead.
+binaries (your own build), another tarball, or a directory holding one (a copy of
+``shared/bitcoin-core`` for a checkout that is not beside it).
 
 Run ``python -m bridge.realnode.binaries`` to unpack ahead of time (scripts/bootstrap).
 """
@@ -64,20 +65,22 @@ def shared_dirs() -> list[Path]:
 
 
 def find_tarball() -> Path:
+    """The tarball named by ``TRACEBRIDGE_BITCOIN_CORE`` (the file, or the newest one in
+    that directory, such as a copy of ``shared/bitcoin-core``), else the shared one.
+    A variable that is set is meant: it never falls back to the shared directories."""
     given = os.environ.get(ENV)
     if given and Path(given).is_file():
         return Path(given)
-    looked = shared_dirs()
+    looked = [Path(given)] if given else shared_dirs()
     for directory in looked:
         found = sorted(directory.glob(TARBALL_GLOB))
         if found:
             return found[-1]
+    where = ", ".join(str(d) for d in looked)
     raise BitcoinCoreMissing(
-        "no Bitcoin Core tarball ("
-        + TARBALL_GLOB
-        + ") in "
-        + ", ".join(str(d) for d in looked)
-        + f"; set {ENV} to a tarball or a directory holding bitcoind and bitcoin-node"
+        f"no bitcoind and no Bitcoin Core tarball ({TARBALL_GLOB}) in {where}; set {ENV} "
+        "to a tarball, a directory holding one, or a directory holding bitcoind and "
+        "bitcoin-node"
     )
 
 
@@ -128,11 +131,8 @@ def _unpack(tarball: Path, target: Path) -> None:
 def ensure_binaries() -> CoreBinaries:
     """The binaries to run, unpacking the shared tarball into the cache on first use."""
     given = os.environ.get(ENV)
-    if given and Path(given).is_dir():
-        binaries = CoreBinaries(Path(given).resolve())
-        if not binaries.bitcoind.is_file():
-            raise BitcoinCoreMissing(f"{ENV}={given} has no bitcoind")
-        return binaries
+    if given and (Path(given) / "bitcoind").is_file():  # a build of your own
+        return CoreBinaries(Path(given).resolve())
     tarball = find_tarball()
     target = cache_dir() / "bitcoin-core" / tarball.name.removesuffix(".tar.gz")
     if not all((target / name).is_file() for name in BINARIES):
