@@ -29,7 +29,9 @@ settings.register_profile("explore", print_blob=True, deadline=None)
 settings.load_profile("gate")
 
 CLEANED_ENV_PREFIX = "TRACEBRIDGE_"
-KEEP_ENV = {"TRACEBRIDGE_CACHE_DIR", "TRACEBRIDGE_TEST_BOOTSTRAP"}
+# Kept: where the tests' tools are, not how the bridge behaves. TRACEBRIDGE_BITCOIN_CORE
+# is read again by code under test (bench realping looks the binaries up itself).
+KEEP_ENV = {"TRACEBRIDGE_CACHE_DIR", "TRACEBRIDGE_TEST_BOOTSTRAP", "TRACEBRIDGE_BITCOIN_CORE"}
 
 # Read at import: _clean_environment removes TRACEBRIDGE_* variables before each test, and
 # this one is needed when the registry_url fixture first runs.
