@@ -221,11 +221,9 @@ def test_a_queue_that_stays_full_hands_back_the_rest_of_the_batch(topic_prefix: 
         assert sink.produce_events([(9, b"v", 0)] * 1_500) == 1_000
         assert 0.15 <= time.monotonic() - started < 5
         assert sink.produced[9] == 1_000
-        assert sink.in_flight() == 1_000
         sink.purge()
         assert sink.failed[9] == 1_000
         assert sum(count for _, _, count, _ in reported) == 1_000
-        assert sink.in_flight() == 0
     finally:
         sink.close(0)
 
