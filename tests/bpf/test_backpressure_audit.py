@@ -35,7 +35,7 @@ def test_dropped_records_carry_their_reported_losses_forward(
         topic_prefix,
         tmp_path,
         scenario,
-        kafka={"queue_max_messages": 1000, "queue_full_timeout_ms": 0, "linger_ms": 100},
+        kafka={"queue_max_messages": 1000, "queue_full_timeout_ms": 0, "linger_ms": 1000},
         tracepoints=("net:*_message",),
         ring_buffer_kib={"net": 64},
         poll_interval_ms=50,
