@@ -53,6 +53,14 @@ def _consumer(bootstrap_servers: str, security: Mapping[str, str] | None) -> Con
     )
 
 
+class IncompleteRead(RuntimeError):
+    """A bounded read stalled before reaching the end offsets it set out to read.
+
+    Returning what was read so far would make missing records look like records that
+    were never written; a reader that checks completeness (the audit, the tests) must
+    hear that the read itself fell short."""
+
+
 class TopicReader:
     """Iterate decoded records of some topics, from the beginning or the end."""
 
@@ -68,43 +76,46 @@ class TopicReader:
         self.store = store or committed_schemas()
         self._consumer = _consumer(bootstrap_servers, security)
         metadata = self._consumer.list_topics(timeout=15)
-        partitions = []
-        for topic in topics:
-            if topic not in metadata.topics:
-                continue
-            for partition in metadata.topics[topic].partitions:
-                offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
-                partitions.append(TopicPartition(topic, partition, offset))
-        self._partitions = partitions
-        self._consumer.assign(partitions)
+        offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        self._partitions = [
+            TopicPartition(topic, partition, offset)
+            for topic in topics
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        ]
+        self._assigned = False
 
     def end_offsets(self) -> dict[tuple[str, int], int]:
-        """High watermarks now (what 'caught up' means for a bounded read)."""
+        """High watermarks now (what 'caught up' means for a bounded read).
+
+        Asked before the partitions are assigned: once the consumer fetches, the broker
+        answers each query only after the fetch long-poll ahead of it on the connection
+        (up to ``fetch.wait.max.ms``, 500 ms, per partition)."""
         out = {}
         for tp in self._partitions:
             _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
             out[(tp.topic, tp.partition)] = high
         return out
 
-    def positions(self) -> dict[tuple[str, int], int]:
-        return {
-            (tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._partitions)
-        }
-
     def records(
-        self, *, follow: bool = False, idle_timeout_s: float = 5.0
+        self, *, follow: bool = False, idle_timeout_s: float = 30.0
     ) -> Iterator[ConsumedRecord]:
-        """Decoded records. Without ``follow``, stop at the end offsets seen at the start
-        (or after ``idle_timeout_s`` without a record)."""
-        ends = self.end_offsets()
+        """Decoded records. Without ``follow``, stop at the end offsets seen at the start;
+        if no record or end of partition arrives for ``idle_timeout_s`` before then,
+        raise :class:`IncompleteRead` rather than pass a partial read off as whole."""
+        ends = {} if follow else self.end_offsets()
+        if not self._assigned:
+            self._consumer.assign(self._partitions)
+            self._assigned = True
         done = {key for key, high in ends.items() if high == 0}
-        last_record = time.monotonic()
+        last_progress = time.monotonic()
         while follow or len(done) < len(ends):
             message = self._consumer.poll(0.2)
             if message is None:
-                if not follow and time.monotonic() - last_record > idle_timeout_s:
-                    return
+                if not follow and time.monotonic() - last_progress > idle_timeout_s:
+                    raise IncompleteRead(self._shortfall(ends, done, idle_timeout_s))
                 continue
+            last_progress = time.monotonic()
             error = message.error()
             key = (message.topic() or "", message.partition() or 0)
             if error is not None:
@@ -113,11 +124,23 @@ class TopicReader:
                         done.add(key)
                     continue
                 raise RuntimeError(f"Kafka consumer error: {error}")
-            last_record = time.monotonic()
             yield self._decode(message)
             offset = message.offset() or 0
             if offset + 1 >= ends.get(key, 0):
                 done.add(key)
+
+    def _shortfall(
+        self, ends: dict[tuple[str, int], int], done: set[tuple[str, int]], idle_s: float
+    ) -> str:
+        positions = {
+            (tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._partitions)
+        }
+        short = ", ".join(
+            f"{topic}[{partition}] at {positions.get((topic, partition))} of {end}"
+            for (topic, partition), end in sorted(ends.items())
+            if (topic, partition) not in done
+        )
+        return f"no record for {idle_s:.0f} s before the end of {short}"
 
     def _decode(self, message: Any) -> ConsumedRecord:
         headers = {name: value or b"" for name, value in (message.headers() or [])}

@@ -10,7 +10,7 @@ import click
 from bridge.cli.kafka_security import security_option
 from bridge.codec.registry import RegistryConfig, RegistryResolver
 from bridge.codec.single_object import committed_schemas
-from bridge.consume import ConsumedRecord, TopicReader
+from bridge.consume import ConsumedRecord, IncompleteRead, TopicReader
 
 
 def jsonable(value: Any) -> Any:
@@ -76,7 +76,10 @@ def tail_command(
         store=store,
         security=kafka_security,
     ) as reader:
-        for count, record in enumerate(reader.records(follow=follow or from_end), start=1):
-            click.echo(as_json_line(record))
-            if limit and count >= limit:
-                break
+        try:
+            for count, record in enumerate(reader.records(follow=follow or from_end), start=1):
+                click.echo(as_json_line(record))
+                if limit and count >= limit:
+                    break
+        except IncompleteRead as error:
+            raise click.ClickException(f"the read stopped short: {error}") from None

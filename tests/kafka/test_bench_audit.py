@@ -38,7 +38,7 @@ def test_produced_records_are_a_bridges_and_their_books_balance(
         sum(b.kernel.values()) for b in books
     )
     with TopicReader(kafka_bootstrap, all_topics(topic_prefix)) as reader:
-        for record in reader.records(idle_timeout_s=10):
+        for record in reader.records():
             assert record.value is not None, record.error
             node = record.value.get("envelope", record.value)["node_id"]
             assert record.key == node.encode() == record.headers["node"]

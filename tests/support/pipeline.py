@@ -94,7 +94,7 @@ def read_topics(
     bootstrap: str, prefix: str, security: dict[str, str] | None = None
 ) -> list[ConsumedRecord]:
     with TopicReader(bootstrap, all_topics(prefix), security=security) as reader:
-        return list(reader.records(idle_timeout_s=10))
+        return list(reader.records())
 
 
 def verdicts(records: list[ConsumedRecord]) -> list[StreamVerdict]:

@@ -27,7 +27,7 @@ def read_raw(bootstrap: str, prefix: str) -> tuple[list[ConsumedRecord], list[by
     """Every record of the prefix's topics, decoded, and the bytes of each."""
     reader = _RawReader(bootstrap, all_topics(prefix))
     try:
-        records = list(reader.records(idle_timeout_s=10))
+        records = list(reader.records())
     finally:
         reader.close()
     return records, reader.raw
