@@ -35,7 +35,7 @@ from tests.ipc.ipc_harness import (
     sent_by_bridge_stream,
 )
 from tests.support.pipeline import final_books, verdicts
-from tests.support.raw_topics import leaks, read_raw
+from tests.support.raw_topics import dead_letter_marks, leaks, read_raw
 
 pytestmark = [pytest.mark.ipc, pytest.mark.kafka, pytest.mark.slow]
 
@@ -110,7 +110,9 @@ def test_ipc_records_carry_no_address(kafka_bootstrap: str, tmp_path: Path) -> N
         assert all(ban["subnet"] == b"" for ban in r.value["banned"])
 
     # The malformed NetMessage's dead letter: counted, its reason kept, no raw bytes.
-    (letter,) = [d for d in dead_letters(records) if d["stream"] == NET_STREAM]
+    letters = [d for d in dead_letters(records) if d["stream"] == NET_STREAM]
+    assert len(letters) == 1, (letters, dead_letter_marks(kafka_bootstrap, prefix))
+    (letter,) = letters
     assert letter["reason"] == "field msg_type: not valid UTF-8"
     assert letter["raw"] == b""
 

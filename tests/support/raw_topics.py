@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from bridge.consume import ConsumedRecord, TopicReader
-from bridge.sinks.kafka.topics import all_topics
+from bridge.sinks.kafka.topics import all_topics, dead_letter_topic
 
 
 class _RawReader(TopicReader):
@@ -36,3 +38,16 @@ def read_raw(bootstrap: str, prefix: str) -> tuple[list[ConsumedRecord], list[by
 def leaks(raw: list[bytes], secrets: set[bytes]) -> list[tuple[bytes, bytes]]:
     """(secret, value) for every secret found in a value; empty when none leaked."""
     return [(secret, value) for value in raw for secret in secrets if secret in value]
+
+
+def dead_letter_marks(bootstrap: str, prefix: str) -> tuple[int, int]:
+    """(low, high) watermarks of the prefix's dead-letter topic: when a test misses a dead
+    letter, whether the broker holds it (or held and deleted it) tells reader from writer."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tracebridge-tests"})
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(dead_letter_topic(prefix), 0), timeout=10
+        )
+    finally:
+        consumer.close()
+    return low, high
