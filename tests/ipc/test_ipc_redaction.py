@@ -111,7 +111,8 @@ def test_ipc_records_carry_no_address(kafka_bootstrap: str, tmp_path: Path) -> N
 
     # The malformed NetMessage's dead letter: counted, its reason kept, no raw bytes.
     letters = [d for d in dead_letters(records) if d["stream"] == NET_STREAM]
-    assert len(letters) == 1, (letters, dead_letter_marks(kafka_bootstrap, prefix))
+    undecodable = [(r.topic, r.offset, r.error) for r in records if r.error]
+    assert len(letters) == 1, (letters, dead_letter_marks(kafka_bootstrap, prefix), undecodable)
     (letter,) = letters
     assert letter["reason"] == "field msg_type: not valid UTF-8"
     assert letter["raw"] == b""
