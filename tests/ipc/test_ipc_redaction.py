@@ -35,7 +35,7 @@ from tests.ipc.ipc_harness import (
     sent_by_bridge_stream,
 )
 from tests.support.pipeline import final_books, verdicts
-from tests.support.raw_topics import dead_letter_marks, leaks, read_raw
+from tests.support.raw_topics import leaks, read_raw, topic_marks
 
 pytestmark = [pytest.mark.ipc, pytest.mark.kafka, pytest.mark.slow]
 
@@ -77,6 +77,19 @@ def test_ipc_records_carry_no_address(kafka_bootstrap: str, tmp_path: Path) -> N
             node.stop()
             bridge.wait_for("stopped")
     records, raw = read_raw(kafka_bootstrap, prefix)
+    marks = topic_marks(kafka_bootstrap, prefix)
+    # Where each record sits, for the failure messages below (see the last assertion).
+    placed = [
+        (
+            r.topic,
+            r.offset,
+            r.timestamp_ms,
+            r.value["envelope"]["stream"],
+            r.value["envelope"]["seq"],
+        )
+        for r in records
+        if r.value and "envelope" in r.value and r.offset < 12
+    ]
     lines = event_lines(record)
     redaction = Redaction(Mode.HASH, KEY)
 
@@ -112,7 +125,7 @@ def test_ipc_records_carry_no_address(kafka_bootstrap: str, tmp_path: Path) -> N
     # The malformed NetMessage's dead letter: counted, its reason kept, no raw bytes.
     letters = [d for d in dead_letters(records) if d["stream"] == NET_STREAM]
     undecodable = [(r.topic, r.offset, r.error) for r in records if r.error]
-    assert len(letters) == 1, (letters, dead_letter_marks(kafka_bootstrap, prefix), undecodable)
+    assert len(letters) == 1, (letters, marks, undecodable)
     (letter,) = letters
     assert letter["reason"] == "field msg_type: not valid UTF-8"
     assert letter["raw"] == b""
@@ -133,5 +146,12 @@ def test_ipc_records_carry_no_address(kafka_bootstrap: str, tmp_path: Path) -> N
     for (_, name), book in books.items():
         assert book["fired"] == book["acked"] + sum(book["lost"].values()), name
     assert books[(session, NET_STREAM)]["dead_lettered"] == 1
-    for check in verdicts(records):
+    # It failed twice in CI with acknowledged records missing (a seq 1 of a snapshot
+    # stream, a dead letter): whether the broker deleted them (low watermark above 0)
+    # and what timestamps the records around them carry say where they went.
+    try:
+        checks = verdicts(records)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nwatermarks: {marks}\nfirst records: {placed}") from None
+    for check in checks:
         assert check.ok, check

@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from bridge.consume import ConsumedRecord, TopicReader
-from bridge.sinks.kafka.topics import all_topics, dead_letter_topic
+from bridge.sinks.kafka.topics import all_topics
 
 
 class _RawReader(TopicReader):
@@ -40,14 +40,15 @@ def leaks(raw: list[bytes], secrets: set[bytes]) -> list[tuple[bytes, bytes]]:
     return [(secret, value) for value in raw for secret in secrets if secret in value]
 
 
-def dead_letter_marks(bootstrap: str, prefix: str) -> tuple[int, int]:
-    """(low, high) watermarks of the prefix's dead-letter topic: when a test misses a dead
-    letter, whether the broker holds it (or held and deleted it) tells reader from writer."""
+def topic_marks(bootstrap: str, prefix: str) -> dict[str, tuple[int, int]]:
+    """(low, high) watermarks of the prefix's topics (partition 0): when a test misses a
+    record Kafka acknowledged, whether the broker still holds it, or held and deleted it
+    (a low watermark above 0), tells reader from writer from broker."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tracebridge-tests"})
     try:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(dead_letter_topic(prefix), 0), timeout=10
-        )
+        return {
+            topic: consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            for topic in all_topics(prefix)
+        }
     finally:
         consumer.close()
-    return low, high
