@@ -169,6 +169,7 @@ def ensure_topics(
                 continue  # another bridge of the cluster created it first
             raise KafkaSetupError(f"cannot create topic {topic}: {error.args[0].str()}") from None
     if created:
+        _wait_until_served(admin, created, deadline=time.monotonic() + timeout_s)
         log.info(
             "Created topics (%d replica(s), min.insync.replicas %d; %d broker(s) listed): %s.",
             replication.factor,
@@ -177,3 +178,30 @@ def ensure_topics(
             ", ".join(created),
         )
     return created
+
+
+def _wait_until_served(admin: AdminClient, topics: list[str], deadline: float) -> None:
+    """Return once the brokers' metadata lists every partition of ``topics`` with a leader.
+
+    Why: CreateTopics answers when the controller has committed the topic, before the
+    brokers serve it. A producer that asks in between is told the topic does not exist;
+    librdkafka then drops its partition objects, and their idempotence sequence counters
+    with them (librdkafka issue 3712). Records sent before that and again after are
+    taken by the broker for duplicates: acknowledged, never written. CI caught the
+    first records of a session acknowledged and missing this way."""
+    waiting = set(topics)
+    while waiting:
+        metadata = admin.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+        for topic in list(waiting):
+            meta = metadata.topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                continue
+            if all(p.leader >= 0 and p.error is None for p in meta.partitions.values()):
+                waiting.discard(topic)
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise KafkaSetupError(
+                f"created topics not served by the brokers in time: {', '.join(sorted(waiting))}"
+            )
+        time.sleep(0.05)
