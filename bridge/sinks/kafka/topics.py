@@ -168,8 +168,9 @@ def ensure_topics(
             if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue  # another bridge of the cluster created it first
             raise KafkaSetupError(f"cannot create topic {topic}: {error.args[0].str()}") from None
+    # Also the ones another bridge created first: they may not be served yet either.
+    _wait_until_served(admin, wanted, deadline=time.monotonic() + timeout_s)
     if created:
-        _wait_until_served(admin, created, deadline=time.monotonic() + timeout_s)
         log.info(
             "Created topics (%d replica(s), min.insync.replicas %d; %d broker(s) listed): %s.",
             replication.factor,
@@ -191,13 +192,11 @@ def _wait_until_served(admin: AdminClient, topics: list[str], deadline: float) -
     first records of a session acknowledged and missing this way."""
     waiting = set(topics)
     while waiting:
-        metadata = admin.list_topics(timeout=max(0.1, deadline - time.monotonic()))
-        for topic in list(waiting):
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None or not meta.partitions:
-                continue
-            if all(p.leader >= 0 and p.error is None for p in meta.partitions.values()):
-                waiting.discard(topic)
+        try:
+            metadata = admin.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+        except KafkaException as error:
+            raise KafkaSetupError(f"cannot list new topics: {error.args[0].str()}") from None
+        waiting -= {topic for topic in waiting if _served(metadata.topics.get(topic))}
         if not waiting:
             return
         if time.monotonic() >= deadline:
@@ -205,3 +204,10 @@ def _wait_until_served(admin: AdminClient, topics: list[str], deadline: float) -
                 f"created topics not served by the brokers in time: {', '.join(sorted(waiting))}"
             )
         time.sleep(0.05)
+
+
+def _served(meta: Any) -> bool:
+    """A topic's metadata lists partitions, each with a leader and no error."""
+    if meta is None or meta.error is not None or not meta.partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in meta.partitions.values())
